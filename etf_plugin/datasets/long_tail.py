@@ -1,0 +1,315 @@
+"""``LongTailDataset``: a seeded long-tailed subsample of a classification
+dataset (CIFAR-10/100-LT and the like)."""
+import copy
+import logging
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.dataset import force_full_init
+from mmengine.logging import print_log
+from mmpretrain.registry import DATASETS
+
+from etf_plugin.functional.long_tail import (LONG_TAIL_PROFILES,
+                                             check_class_order,
+                                             check_imbalance_ratio,
+                                             class_sizes, long_tail_counts,
+                                             long_tail_indices)
+
+
+def read_gt_labels(dataset) -> np.ndarray:
+    """Class index of every sample of ``dataset``, read from annotations.
+
+    Uses the first of ``get_gt_labels()`` (MMPretrain datasets and wrappers),
+    ``get_cat_ids(i)`` (e.g. MMEngine's ``ClassBalancedDataset``) or
+    ``get_data_info(i)['gt_label']`` (e.g. MMEngine's ``ConcatDataset`` and
+    ``RepeatDataset``) that the dataset has. None of them runs the pipeline,
+    so no image is loaded or decoded.
+
+    Args:
+        dataset: A single-label classification dataset.
+
+    Returns:
+        np.ndarray: Labels, int64, shape ``(len(dataset),)``.
+    """
+    if hasattr(dataset, 'get_gt_labels'):
+        return np.asarray(dataset.get_gt_labels()).reshape(-1).astype(np.int64)
+    if hasattr(dataset, 'get_cat_ids'):
+        get_cat_ids = dataset.get_cat_ids
+    elif hasattr(dataset, 'get_data_info'):
+        def get_cat_ids(i):
+            return np.asarray(dataset.get_data_info(i)['gt_label']).reshape(-1)
+    else:
+        raise TypeError(
+            f'{type(dataset).__name__} has none of get_gt_labels(), '
+            f'get_cat_ids(idx) and get_data_info(idx), so its labels cannot '
+            f'be read without loading samples.')
+    labels = np.empty(len(dataset), dtype=np.int64)
+    for i in range(len(dataset)):
+        cat_ids = get_cat_ids(i)
+        if len(cat_ids) != 1:
+            raise ValueError(
+                f'Sample {i} has categories {list(cat_ids)}; a long-tail '
+                f'subsample needs exactly one label per sample.')
+        labels[i] = cat_ids[0]
+    return labels
+
+
+@DATASETS.register_module()
+class LongTailDataset:
+    """A long-tailed subsample of a single-label dataset.
+
+    Class ``c`` keeps ``n_c`` of its samples, chosen uniformly at random with
+    a private seeded generator. The targets ``n_c`` come from a profile
+    (see :func:`etf_plugin.functional.long_tail.long_tail_counts`):
+
+    - ``profile='exp'``: ``n_i = int(n_max * imbalance_ratio ** (i/(K-1)))``,
+      the CIFAR-LT convention of Cao et al. and Cui et al. (2019):
+      CIFAR-100 at 0.01 gives 500 ... 5 per class, 10,847 images;
+      CIFAR-10 at 0.01 gives 12,406.
+    - ``profile='step'``: the first ``K // 2`` ranks keep ``n_max``, the rest
+      ``int(n_max * imbalance_ratio)``.
+    - ``counts=[...]``: explicit targets per rank (``profile`` left None or
+      set to ``'counts'``).
+
+    By default rank ``i`` is class ``i``; ``class_order[i]`` names the class
+    that takes rank ``i`` instead, e.g. a random permutation so that the
+    head is not the first classes.
+
+    ``n_max`` is the count of the rank-0 class: an int, ``'largest'`` (the
+    default: the size of the largest class in the wrapped dataset) or
+    ``'smallest'`` (the size of its smallest class). A class that has fewer
+    samples than its target keeps all of them, so with ``'largest'`` on an
+    unevenly sized dataset the realised profile is the target clipped to
+    what exists; ``'smallest'`` guarantees that every target is reached
+    exactly. The realised counts are always in ``metainfo['class_counts']``.
+
+    The subset is a pure function of (labels, profile, seed): every
+    distributed rank builds the same one without communication, whatever the
+    global RNG state. Labels come from ``get_gt_labels()`` /
+    ``get_cat_ids()``, never from loading images. The inner dataset is kept
+    whole and indexed through the sorted list of kept indices, like
+    MMEngine's ``ClassBalancedDataset``.
+
+    Example config::
+
+        train_dataloader = dict(
+            dataset=dict(
+                type='LongTailDataset',
+                dataset=dict(type='CIFAR100', data_root='data/cifar100',
+                             split='train', pipeline=train_pipeline),
+                imbalance_ratio=0.01, profile='exp', seed=0))
+
+    Args:
+        dataset (BaseDataset | dict): The dataset to subsample, or its config.
+        imbalance_ratio (float): ``n_min / n_max`` of the profile, in
+            ``(0, 1]`` (0.01 is "imbalance ratio 100"). Defaults to 0.01.
+            Ignored with explicit ``counts``.
+        profile (str, optional): ``'exp'``, ``'step'`` or ``'counts'``.
+            Defaults to None: ``'counts'`` if ``counts`` is given, else
+            ``'exp'``.
+        counts (Sequence[int], optional): Target count per rank; at most one
+            per class. Missing trailing entries mean 0. Defaults to None.
+        class_order (Sequence[int], optional): Permutation of the class
+            indices; ``class_order[i]`` takes rank ``i``. Defaults to None.
+        n_max (int | str): Count of the rank-0 class, or ``'largest'`` /
+            ``'smallest'`` (see above). Defaults to ``'largest'``.
+        seed (int): Seed of the subsample. Defaults to 0.
+        allow_empty (bool): Allow classes to end with no sample. If False, such
+            classes raise a ``ValueError`` naming them. Defaults to False.
+        lazy_init (bool): Defer reading labels and choosing the subset until
+            :meth:`full_init` (or the first access). Defaults to False.
+    """
+
+    def __init__(self,
+                 dataset: Union[object, dict],
+                 imbalance_ratio: float = 0.01,
+                 profile: Optional[str] = None,
+                 counts: Optional[Sequence[int]] = None,
+                 class_order: Optional[Sequence[int]] = None,
+                 n_max: Union[int, str] = 'largest',
+                 seed: int = 0,
+                 allow_empty: bool = False,
+                 lazy_init: bool = False):
+        if isinstance(dataset, dict):
+            self.dataset = DATASETS.build(dataset)
+        else:
+            self.dataset = dataset
+        if profile is None:
+            profile = 'exp' if counts is None else 'counts'
+        if profile == 'counts' and counts is None:
+            raise ValueError("profile='counts' needs counts=[...].")
+        if counts is not None and profile != 'counts':
+            raise ValueError(
+                f'Got both profile={profile!r} and explicit counts; pass '
+                f'only one of them.')
+        if profile not in LONG_TAIL_PROFILES + ('counts', ):
+            raise ValueError(f"Unknown long-tail profile {profile!r}; choose "
+                             f"one of {LONG_TAIL_PROFILES} or 'counts'.")
+        if profile != 'counts':
+            check_imbalance_ratio(imbalance_ratio)
+        if isinstance(n_max, str) and n_max not in ('largest', 'smallest'):
+            raise ValueError(f"n_max must be an int, 'largest' or "
+                             f"'smallest', got {n_max!r}.")
+        self.imbalance_ratio = imbalance_ratio
+        self.profile = profile
+        self.counts = None if counts is None else [int(c) for c in counts]
+        self.class_order = None if class_order is None else list(class_order)
+        self.n_max = n_max
+        self.seed = seed
+        self.allow_empty = allow_empty
+        self._metainfo = copy.deepcopy(getattr(self.dataset, 'metainfo', {}))
+
+        self._fully_initialized = False
+        if not lazy_init:
+            self.full_init()
+
+    @property
+    def metainfo(self) -> dict:
+        """Meta information of the wrapped dataset plus, once initialised,
+        ``class_counts`` (samples kept per class, a list indexed by class)."""
+        return copy.deepcopy(self._metainfo)
+
+    def full_init(self) -> None:
+        """Read the labels and choose the subset (idempotent)."""
+        if self._fully_initialized:
+            return
+        if hasattr(self.dataset, 'full_init'):
+            self.dataset.full_init()
+        labels = read_gt_labels(self.dataset)
+        if len(labels) == 0:
+            raise ValueError('LongTailDataset got an empty dataset to wrap.')
+        classes = self._metainfo.get('classes')
+        num_classes = len(classes) if classes is not None else int(
+            labels.max()) + 1
+        available = class_sizes(labels, num_classes)
+        targets = self._target_counts(available)
+        self._check_empty(np.minimum(targets, available), available)
+
+        self._ori_indices = long_tail_indices(labels, targets, self.seed)
+        self._labels = labels[self._ori_indices]
+        kept = class_sizes(self._labels, num_classes)
+        self._metainfo['class_counts'] = kept.tolist()
+        clipped = np.flatnonzero(targets > available)
+        if len(clipped):
+            print_log(
+                f'LongTailDataset: {len(clipped)} classes have fewer samples '
+                f'than their target and keep all of them (first: class '
+                f'{clipped[0]}, {available[clipped[0]]} < '
+                f'{targets[clipped[0]]}). Use n_max="smallest" to reach '
+                f'every target exactly.',
+                logger='current',
+                level=logging.WARNING)
+        self._fully_initialized = True
+
+    def _target_counts(self, available: np.ndarray) -> np.ndarray:
+        """Target count of every class from the profile options."""
+        num_classes = len(available)
+        if self.profile == 'counts':
+            if len(self.counts) > num_classes:
+                raise ValueError(
+                    f'counts has {len(self.counts)} entries but the dataset '
+                    f'has {num_classes} classes.')
+            by_rank = np.zeros(num_classes, dtype=np.int64)
+            by_rank[:len(self.counts)] = self.counts
+            if (by_rank < 0).any():
+                raise ValueError(f'counts must be non-negative, got '
+                                 f'{self.counts}.')
+            order = check_class_order(self.class_order, num_classes)
+            targets = np.empty(num_classes, dtype=np.int64)
+            targets[order] = by_rank
+            return targets
+        if self.n_max == 'largest':
+            n_max = int(available.max())
+        elif self.n_max == 'smallest':
+            n_max = int(available.min())
+        else:
+            n_max = int(self.n_max)
+        if n_max < 1:
+            raise ValueError(
+                f'n_max resolved to {n_max}: the wrapped dataset has an '
+                f'empty class. Pass an explicit n_max or n_max="largest".')
+        return long_tail_counts(num_classes, n_max, self.imbalance_ratio,
+                                self.profile, self.class_order)
+
+    def _check_empty(self, kept: np.ndarray, available: np.ndarray) -> None:
+        """Raise if a class would end with no sample, unless allowed."""
+        empty = np.flatnonzero(kept == 0)
+        if len(empty) == 0 or self.allow_empty:
+            return
+        names = self._metainfo.get('classes')
+        shown = [
+            f'{c} ({names[c]})' if names is not None else str(c)
+            for c in empty[:10]
+        ]
+        more = f' and {len(empty) - 10} more' if len(empty) > 10 else ''
+        reason = ('the wrapped dataset has none of them'
+                  if (available[empty] == 0).all() else
+                  'their target count is 0 (n_max * imbalance_ratio < 1 or '
+                  'a zero in counts)')
+        raise ValueError(
+            f'LongTailDataset would leave classes {", ".join(shown)}{more} '
+            f'with 0 samples: {reason}. Raise imbalance_ratio or n_max, or '
+            f'pass allow_empty=True.')
+
+    @force_full_init
+    def _get_ori_dataset_idx(self, idx: int) -> int:
+        """Index in the wrapped dataset of sample ``idx`` of the subset."""
+        return int(self._ori_indices[idx])
+
+    @force_full_init
+    def get_data_info(self, idx: int) -> dict:
+        """Annotation of sample ``idx`` (no image is loaded)."""
+        return self.dataset.get_data_info(self._get_ori_dataset_idx(idx))
+
+    @force_full_init
+    def get_cat_ids(self, idx: int) -> List[int]:
+        """Category of sample ``idx`` as a one-element list."""
+        return [int(self._labels[idx])]
+
+    @force_full_init
+    def get_gt_labels(self) -> np.ndarray:
+        """Labels of all kept samples, int64, shape ``(len(self),)``."""
+        return self._labels.copy()
+
+    @force_full_init
+    def __len__(self) -> int:
+        return len(self._ori_indices)
+
+    def __getitem__(self, idx: int) -> dict:
+        if not self._fully_initialized:
+            print_log(
+                'Please call `full_init()` before indexing a '
+                'LongTailDataset built with lazy_init=True; calling it now.',
+                logger='current')
+            self.full_init()
+        return self.dataset[self._get_ori_dataset_idx(idx)]
+
+    @property
+    def CLASSES(self) -> Optional[List[str]]:
+        """Class names of the wrapped dataset."""
+        return self._metainfo.get('classes', None)
+
+    @property
+    def class_to_idx(self) -> dict:
+        """Map from class name to class index."""
+        return {name: i for i, name in enumerate(self.CLASSES or [])}
+
+    def __repr__(self) -> str:
+        lines = [
+            f'Dataset {self.__class__.__name__}',
+            f'    Profile: \t{self.profile}'
+            + ('' if self.profile == 'counts' else
+               f' (imbalance_ratio={self.imbalance_ratio}, '
+               f'n_max={self.n_max})'),
+            f'    Seed: \t{self.seed}',
+        ]
+        if self._fully_initialized:
+            counts = self._metainfo['class_counts']
+            lines.append(f'    Number of samples: \t{len(self)}')
+            lines.append(f'    Per-class counts: \t{max(counts)} (max) ... '
+                         f'{min(counts)} (min)')
+        else:
+            lines.append("    Haven't been initialized")
+        lines.append(
+            f'    Wrapped dataset: \t{self.dataset.__class__.__name__}')
+        return '\n'.join(lines)

@@ -1,0 +1,154 @@
+"""Class-aware re-sampling baselines: class-balanced and square-root sampling.
+
+Kang et al. (ICLR 2020, "Decoupling representation and classifier") write
+the usual schemes as one family: class ``c`` is drawn with probability
+``p_c = n_c^q / sum_j n_j^q`` and then one of its samples uniformly, with
+``q = 1`` instance-balanced (what ``DefaultSampler`` does), ``q = 0``
+class-balanced and ``q = 1/2`` square-root sampling.
+
+When to use which:
+
+- ``ClassBalancedSampler`` / ``SquareRootSampler`` (here): per-class
+  sampling *probabilities*, drawn with replacement; the epoch length stays
+  ``len(dataset)``, so schedules written in epochs keep their meaning.
+  This is the "RS" / class-aware-sampling baseline of long-tail papers.
+- MMEngine's ``ClassBalancedDataset``: a dataset wrapper that *repeats*
+  images whose rarest category has frequency below ``oversample_thr``
+  (LVIS repeat factor ``max(1, sqrt(t / f_c))``). It only over-samples, leaves
+  frequent classes untouched, lengthens the epoch and is meant for
+  multi-label detection data. Use it for LVIS-style detection; use these
+  samplers for single-label long-tailed classification.
+"""
+import math
+from typing import Iterator, Optional, Sized
+
+import torch
+from mmengine.dist import get_dist_info, sync_random_seed
+from mmpretrain.registry import DATA_SAMPLERS
+from torch.utils.data import Sampler
+
+from etf_plugin.datasets.long_tail import read_gt_labels
+from etf_plugin.functional.long_tail import class_power_weights
+
+
+@DATA_SAMPLERS.register_module()
+class ClassPowerSampler(Sampler):
+    """Draw class ``c`` with probability ``∝ n_c ** power``, then one of its
+    samples uniformly, with replacement; distributed-aware.
+
+    Equivalently, sample ``i`` of class ``y_i`` is drawn with probability
+    ``∝ n_{y_i} ** (power - 1)``. Every rank draws the same global sequence
+    from ``seed + epoch`` and keeps the positions ``rank, rank + world_size,
+    ...``, like MMEngine's ``DefaultSampler``, so the shards never overlap
+    and ``DistSamplerSeedHook`` (``set_epoch``) gives a new draw every epoch.
+    Labels are read once, from annotations only.
+
+    Args:
+        dataset (Sized): A single-label dataset with ``get_gt_labels()`` or
+            ``get_cat_ids(idx)``.
+        power (float): Exponent ``q``: 0 class-balanced, 0.5 square-root,
+            1 instance-balanced.
+        num_samples (int, optional): Samples drawn per epoch over all ranks.
+            Defaults to None, i.e. ``len(dataset)``.
+        seed (int, optional): Random seed, the same on every rank. Defaults to
+            None: a seed drawn on rank 0 and broadcast.
+    """
+
+    def __init__(self,
+                 dataset: Sized,
+                 power: float,
+                 num_samples: Optional[int] = None,
+                 seed: Optional[int] = None) -> None:
+        rank, world_size = get_dist_info()
+        self.rank = rank
+        self.world_size = world_size
+        self.dataset = dataset
+        self.power = power
+        labels = read_gt_labels(dataset)
+        if len(labels) == 0:
+            raise ValueError(f'{type(self).__name__} got an empty dataset.')
+        # Torch's multinomial sampler is limited to 2**24 categories.
+        if len(labels) > 2**24:
+            raise ValueError(
+                f'{type(self).__name__} supports up to 2**24 samples, the '
+                f'dataset has {len(labels)}.')
+        self.sample_weights = torch.from_numpy(
+            class_power_weights(labels, power))
+        total = len(labels) if num_samples is None else int(num_samples)
+        if total < 1:
+            raise ValueError(f'num_samples must be positive, got {total}.')
+        self.num_samples = math.ceil(total / world_size)
+        self.total_size = self.num_samples * world_size
+        if seed is None:
+            seed = sync_random_seed()
+        self.seed = seed
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[int]:
+        """Iterate the indices of this rank for the current epoch."""
+        generator = torch.Generator()
+        generator.manual_seed(self.seed + self.epoch)
+        indices = torch.multinomial(
+            self.sample_weights,
+            self.total_size,
+            replacement=True,
+            generator=generator)
+        return iter(indices[self.rank::self.world_size].tolist())
+
+    def __len__(self) -> int:
+        """The number of samples in this rank."""
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch, so that every epoch draws a new sequence.
+
+        Args:
+            epoch (int): Epoch number.
+        """
+        self.epoch = epoch
+
+
+@DATA_SAMPLERS.register_module()
+class ClassBalancedSampler(ClassPowerSampler):
+    """Class-balanced re-sampling: every class equally likely (``q = 0``).
+
+    Not MMEngine's ``ClassBalancedDataset`` (a repeat-factor wrapper); see the
+    module docstring for when to use which. Config::
+
+        sampler=dict(type='ClassBalancedSampler')
+
+    Args:
+        dataset (Sized): A single-label dataset.
+        num_samples (int, optional): Samples per epoch over all ranks.
+            Defaults to None, i.e. ``len(dataset)``.
+        seed (int, optional): Random seed. Defaults to None.
+    """
+
+    def __init__(self,
+                 dataset: Sized,
+                 num_samples: Optional[int] = None,
+                 seed: Optional[int] = None) -> None:
+        super().__init__(dataset, 0.0, num_samples=num_samples, seed=seed)
+
+
+@DATA_SAMPLERS.register_module()
+class SquareRootSampler(ClassPowerSampler):
+    """Square-root re-sampling: class ``c`` drawn with probability
+    ``∝ sqrt(n_c)`` (``q = 1/2``, Mahajan et al. 2018; Kang et al. 2020).
+
+    Config::
+
+        sampler=dict(type='SquareRootSampler')
+
+    Args:
+        dataset (Sized): A single-label dataset.
+        num_samples (int, optional): Samples per epoch over all ranks.
+            Defaults to None, i.e. ``len(dataset)``.
+        seed (int, optional): Random seed. Defaults to None.
+    """
+
+    def __init__(self,
+                 dataset: Sized,
+                 num_samples: Optional[int] = None,
+                 seed: Optional[int] = None) -> None:
+        super().__init__(dataset, 0.5, num_samples=num_samples, seed=seed)

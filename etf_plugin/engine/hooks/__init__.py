@@ -1,0 +1,3 @@
+from .neural_collapse_hook import NeuralCollapseHook
+
+__all__ = ['NeuralCollapseHook']

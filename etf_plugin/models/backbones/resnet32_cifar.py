@@ -1,0 +1,108 @@
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmpretrain.models.backbones.base_backbone import BaseBackbone
+from mmpretrain.registry import MODELS
+
+
+class BasicBlockA(BaseModule):
+    """3x3-3x3 residual block whose shortcut, when the shape changes, is the
+    parameter-free "option A" of He et al. (2016): subsample by the stride
+    and zero-pad the new channels.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        stride (int): Stride of the first convolution. Defaults to 1.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(
+            in_channels, out_channels, 3, stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(
+            out_channels, out_channels, 3, 1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.stride = stride
+        self.extra_channels = out_channels - in_channels
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, ::self.stride, ::self.stride]
+        if self.extra_channels:
+            half = self.extra_channels // 2
+            x = F.pad(x, (0, 0, 0, 0, half, self.extra_channels - half))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+@MODELS.register_module()
+class ResNet32_CIFAR(BaseBackbone):
+    """The CIFAR ResNet of He et al. (2016) used by long-tail papers.
+
+    ``depth = 6n + 2``: a 3x3 stem and three stages of ``n`` basic blocks with
+    ``base_channels * (1, 2, 4)`` channels, strides 1, 2, 2 and option-A
+    shortcuts. ResNet-32 (n = 5) with 16 base channels gives 64-d features
+    (CIFAR-10-LT); Yang et al. use 32 base channels (128-d) for CIFAR-100-LT.
+    Unlike mmpretrain's ``ResNet_CIFAR`` (an ImageNet ResNet with a CIFAR
+    stem), this is the small 0.46 M-parameter network of the LT literature.
+
+    Args:
+        depth (int): ``6n + 2``. Defaults to 32.
+        base_channels (int): Width of the first stage. Defaults to 16.
+        in_channels (int): Image channels. Defaults to 3.
+        out_indices (Sequence[int]): Stages to output (0, 1, 2).
+            Defaults to ``(2, )``.
+        init_cfg (dict | list[dict], optional): Initialisation config.
+            Defaults to Kaiming for convolutions.
+    """
+
+    def __init__(self,
+                 depth: int = 32,
+                 base_channels: int = 16,
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (2, ),
+                 init_cfg=[
+                     dict(type='Kaiming', layer='Conv2d'),
+                     dict(type='Constant', val=1, layer='_BatchNorm')
+                 ]):
+        super().__init__(init_cfg=init_cfg)
+        if depth < 8 or (depth - 2) % 6:
+            raise ValueError(f'depth must be 6n + 2 (n >= 1), got {depth}.')
+        if not out_indices or not set(out_indices) <= {0, 1, 2}:
+            raise ValueError(f'out_indices must be within (0, 1, 2), '
+                             f'got {out_indices}.')
+        blocks_per_stage = (depth - 2) // 6
+        self.out_indices = tuple(out_indices)
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, base_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(base_channels), nn.ReLU(inplace=True))
+        stages = []
+        channels = base_channels
+        for i in range(3):
+            out_channels = base_channels * 2**i
+            blocks = []
+            for j in range(blocks_per_stage):
+                stride = 2 if i > 0 and j == 0 else 1
+                blocks.append(BasicBlockA(channels, out_channels, stride))
+                channels = out_channels
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.ModuleList(stages)
+        self.out_channels = channels
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        x = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)

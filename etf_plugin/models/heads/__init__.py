@@ -1,0 +1,3 @@
+from .etf_head import ETFHead
+
+__all__ = ['ETFHead']

@@ -1,0 +1,3 @@
+from .dot_regression_loss import DotRegressionLoss
+
+__all__ = ['DotRegressionLoss']

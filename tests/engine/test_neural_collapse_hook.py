@@ -1,0 +1,254 @@
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+import etf_plugin  # noqa: F401  (registers the plugin's modules)
+from etf_plugin.engine.hooks import NeuralCollapseHook
+from etf_plugin.engine.hooks.neural_collapse_hook import SubsetSampler
+from etf_plugin.functional import neural_collapse_metrics
+from etf_plugin.visualization import load_nc_records
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TRAIN_PIPELINE = [
+    dict(type='RandomCrop', crop_size=8, padding=1),
+    dict(type='PackInputs')
+]
+TEST_PIPELINE = [dict(type='PackInputs')]
+LINEAR_HEAD = dict(
+    type='LinearClsHead',
+    num_classes=10,
+    in_channels=16,
+    loss=dict(type='CrossEntropyLoss'))
+ETF_HEAD = dict(
+    type='ETFHead',
+    num_classes=10,
+    in_channels=16,
+    with_bn=True,
+    loss=dict(type='DotRegressionLoss'))
+
+
+def make_cfg(work_dir, head, max_epochs=2, **hook_args):
+    """A tiny ResNet on long-tailed digits (imbalance ratio 100, so every
+    shot group is there), with the NC hook."""
+    train_dataset = dict(
+        type='LongTailDataset',
+        dataset=dict(type='Digits', split='train', pipeline=TRAIN_PIPELINE),
+        imbalance_ratio=0.01)
+    return Config(
+        dict(
+            model=dict(
+                type='ImageClassifier',
+                data_preprocessor=dict(
+                    num_classes=10, mean=[78.1], std=[96.2], to_rgb=False),
+                backbone=dict(
+                    type='ResNet32_CIFAR',
+                    depth=8,
+                    base_channels=4,
+                    in_channels=1),
+                neck=dict(type='GlobalAveragePooling'),
+                head=head),
+            work_dir=work_dir,
+            experiment_name=f'nc_hook_{uuid.uuid4().hex}',
+            train_dataloader=dict(
+                batch_size=32,
+                num_workers=0,
+                drop_last=True,  # no 1-sample batch for ETFHead's BN
+                dataset=train_dataset,
+                sampler=dict(type='DefaultSampler', shuffle=True)),
+            val_dataloader=dict(
+                batch_size=100,
+                num_workers=0,
+                dataset=dict(
+                    type='Digits', split='test', pipeline=TEST_PIPELINE),
+                sampler=dict(type='DefaultSampler', shuffle=False)),
+            val_evaluator=dict(type='Accuracy'),
+            val_cfg=dict(),
+            train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+            optim_wrapper=dict(
+                optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
+            custom_hooks=[dict(type='NeuralCollapseHook', **hook_args)],
+            default_hooks=dict(logger=dict(type='LoggerHook', interval=5)),
+            visualizer=dict(
+                type='UniversalVisualizer',
+                vis_backends=[dict(type='LocalVisBackend')]),
+            default_scope='mmpretrain',
+            randomness=dict(seed=0),
+            log_level='WARNING'))
+
+
+def nc_hook_of(runner):
+    return [h for h in runner.hooks if isinstance(h, NeuralCollapseHook)][0]
+
+
+def direct_metrics(runner, class_counts):
+    """The metrics from features computed here, outside the hook: the whole
+    long-tailed train set through the test pipeline, model in eval mode."""
+    from mmpretrain.registry import DATASETS
+    dataset = DATASETS.build(
+        dict(
+            type='LongTailDataset',
+            dataset=dict(type='Digits', split='train', pipeline=TEST_PIPELINE),
+            imbalance_ratio=0.01))
+    model = runner.model
+    model.eval()
+    feats, labels = [], []
+    with torch.no_grad():
+        for i in range(0, len(dataset), 50):
+            batch = [dataset[j] for j in range(i, min(i + 50, len(dataset)))]
+            data = model.data_preprocessor(
+                dict(
+                    inputs=[b['inputs'] for b in batch],
+                    data_samples=[b['data_samples'] for b in batch]), False)
+            feats.append(model.extract_feat(data['inputs'], 'pre_logits'))
+            labels += [int(s.gt_label) for s in data['data_samples']]
+    model.train()
+    head = model.head
+    if hasattr(head, 'etf_vectors'):
+        weight, bias = head.etf_vectors, None
+    else:
+        weight, bias = head.fc.weight, head.fc.bias
+    return neural_collapse_metrics(
+        torch.cat(feats), torch.tensor(labels), 10, weight, class_counts,
+        bias=bias)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('head', [LINEAR_HEAD, ETF_HEAD],
+                         ids=['linear', 'etf'])
+def test_hook_logs_saves_and_plots(tmp_path, head):
+    runner = Runner.from_cfg(make_cfg(str(tmp_path), head))
+    runner.train()
+    hook = nc_hook_of(runner)
+
+    # One record per epoch; the end-of-training call does not repeat it.
+    json_file = tmp_path / 'nc_metrics.json'
+    records = [json.loads(line) for line in json_file.read_text().split('\n')
+               if line]
+    num_train = len(runner.train_dataloader.dataset)
+    iters_per_epoch = num_train // 32
+    assert [r['epoch'] for r in records] == [1, 2]
+    assert [r['iter'] for r in records] == [iters_per_epoch,
+                                            2 * iters_per_epoch]
+    last = records[-1]
+    assert last['num_samples'] == num_train
+    assert last['absent_classes'] == []
+    for key in ['nc1', 'nc2_equinorm', 'nc2_equiangle', 'nc2_etf_dist',
+                'nc3', 'nc4', 'wm_cos', 'wm_cos_many', 'wm_cos_medium',
+                'wm_cos_few', 'mc_means_cos_few', 'mc_w_cos_few']:
+        assert math.isfinite(last[key]), key
+    assert 0.0 <= last['nc4'] <= 1.0
+
+    # Exactly what the pure function gives on the same features: no sample
+    # lost or repeated, test pipeline, eval mode, the head's classifier.
+    counts = np.bincount(
+        etf_plugin.datasets.long_tail.read_gt_labels(
+            runner.train_dataloader.dataset),
+        minlength=10)
+    expected = direct_metrics(runner, counts)
+    for key, value in expected.items():
+        if isinstance(value, float):
+            assert last[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+    if head['type'] == 'ETFHead':
+        # The classifier is the fixed ETF itself.
+        assert last['nc2_etf_dist_w'] < 1e-6
+        assert last['nc2_equinorm_w'] < 1e-6
+    else:
+        assert last['nc2_etf_dist_w'] > 1e-3
+
+    # Scalars in the message hub and in the visualizer's backend.
+    assert runner.message_hub.get_scalar('nc/nc1').current() == \
+        pytest.approx(last['nc1'])
+    scalars_file = osp.join(runner.log_dir, 'vis_data', 'scalars.json')
+    with open(scalars_file) as f:
+        logged = [json.loads(line) for line in f if 'nc/nc1' in line]
+    assert [r['step'] for r in logged] == [1, 2]
+    assert logged[-1]['nc/nc4'] == pytest.approx(last['nc4'])
+
+    # The PNG is a real PNG.
+    with open(tmp_path / 'nc_curves.png', 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    # The measured loader uses the test pipeline and pads nothing.
+    dataset = hook._dataloader.dataset
+    assert [type(t).__name__ for t in dataset.dataset.pipeline.transforms] \
+        == ['PackInputs']
+    assert len(hook._dataloader.sampler) == num_train
+
+
+@pytest.mark.slow
+def test_measure_restores_mode_keeps_bn_and_appends(tmp_path):
+    runner = Runner.from_cfg(
+        make_cfg(str(tmp_path), ETF_HEAD, max_epochs=1, max_samples=100))
+    runner.train()
+    model = runner.model
+    running_mean = model.head.bn.running_mean.clone()
+
+    # A resumed run gets a new hook instance: it appends, never overwrites.
+    hook = NeuralCollapseHook(max_samples=100)
+    model.train()
+    metrics = hook.measure(runner, epoch=1)
+    assert model.training
+    assert torch.equal(model.head.bn.running_mean, running_mean)
+    assert metrics['num_samples'] == 100
+    model.eval()
+    hook._last_iter = None
+    hook.measure(runner, epoch=1)
+    assert not model.training
+
+    lines = (tmp_path / 'nc_metrics.json').read_text().strip().split('\n')
+    assert len(lines) == 3
+    # The same iteration measured again: the latest record wins.
+    records = load_nc_records(str(tmp_path / 'nc_metrics.json'))
+    assert len(records) == 1
+    assert records[0] == json.loads(lines[-1])
+
+
+def test_subset_sampler_shards_without_padding():
+    full = [SubsetSampler(10, None, rank=r, world_size=3) for r in range(3)]
+    assert sorted(sum((s.indices for s in full), [])) == list(range(10))
+    assert [len(s) for s in full] == [4, 3, 3]
+
+    shards = [SubsetSampler(1000, 101, seed=5, rank=r, world_size=4)
+              for r in range(4)]
+    chosen = sum((s.indices for s in shards), [])
+    assert len(chosen) == len(set(chosen)) == 101
+    assert chosen != list(range(101))  # a random subset, not the head
+    again = SubsetSampler(1000, 101, seed=5, rank=0, world_size=1).indices
+    assert sorted(chosen) == again
+
+
+@pytest.mark.slow
+def test_plot_nc_tool_overlays_runs(tmp_path):
+    for name, scale in [('etf_dr', 1.0), ('ce', 3.0)]:
+        os.makedirs(tmp_path / name)
+        with open(tmp_path / name / 'nc_metrics.json', 'w') as f:
+            for epoch in (1, 2, 3):
+                f.write(json.dumps(
+                    dict(epoch=epoch, iter=10 * epoch, nc1=scale / epoch,
+                         nc4=0.1 * scale / epoch)) + '\n')
+    out = tmp_path / 'compare.png'
+    result = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'analysis',
+                                  'plot_nc.py'),
+         str(tmp_path / 'etf_dr'), str(tmp_path / 'ce'), '--out', str(out)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert 'nc1, nc4 for etf_dr, ce' in result.stdout
+    with open(out, 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+    missing = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'analysis',
+                                  'plot_nc.py'), str(tmp_path)],
+        capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0
+    assert 'NeuralCollapseHook' in missing.stderr

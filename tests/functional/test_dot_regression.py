@@ -1,0 +1,125 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from etf_plugin.functional import (class_balanced_weights,
+                                   dot_regression_loss, simplex_etf)
+
+
+def _features(n=12, dim=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, dim, generator=g, dtype=torch.float64)
+
+
+def test_value_is_half_squared_cosine_gap():
+    etf = simplex_etf(5, 16, dtype=torch.float64)
+    h = F.normalize(_features(), dim=1)
+    labels = torch.arange(12) % 5
+    cos = h @ etf.T
+    expected = 0.5 * (cos[torch.arange(12), labels] - 1)**2
+    loss = dot_regression_loss(cos, labels, reduction='none')
+    assert torch.allclose(loss, expected)
+    assert torch.isclose(dot_regression_loss(cos, labels), expected.mean())
+    assert torch.isclose(
+        dot_regression_loss(cos, labels, reduction='sum'), expected.sum())
+    assert torch.isclose(
+        dot_regression_loss(cos, labels, avg_factor=4.0),
+        expected.sum() / 4.0)
+
+
+def test_gradient_is_pull_only_along_own_class_vector():
+    etf = simplex_etf(10, 32, dtype=torch.float64)
+    h_hat = F.normalize(_features(8, 32), dim=1).requires_grad_()
+    labels = torch.tensor([0, 1, 2, 3, 9, 9, 4, 7])
+    dot_regression_loss(h_hat @ etf.T, labels, reduction='sum').backward()
+    for i, y in enumerate(labels):
+        grad, w_y = h_hat.grad[i], etf[y]
+        # no component outside span(w_y): no push from other classes
+        residual = grad - (grad @ w_y) * w_y
+        assert residual.norm() < 1e-12 * max(grad.norm(), 1)
+        # and it pulls toward w_y: -grad points along +w_y
+        assert torch.isclose(grad @ w_y, (h_hat[i] @ w_y - 1).detach())
+
+    # Cross-entropy on the same cosines has push terms: the check above
+    # would fail for it.
+    h_hat.grad = None
+    F.cross_entropy(h_hat @ etf.T, labels, reduction='sum').backward()
+    grad, w_y = h_hat.grad[0], etf[0]
+    assert (grad - (grad @ w_y) * w_y).norm() > 1e-3
+
+
+def test_soft_target_is_convex_combination():
+    etf = simplex_etf(4, 8, dtype=torch.float64)
+    cos = F.normalize(_features(6, 8), dim=1) @ etf.T
+    a = torch.tensor([0, 1, 2, 3, 0, 1])
+    b = torch.tensor([3, 2, 1, 0, 2, 3])
+    lam = 0.3
+    soft = lam * F.one_hot(a, 4) + (1 - lam) * F.one_hot(b, 4)
+    mixed = dot_regression_loss(cos, soft.double(), reduction='none')
+    expected = lam * dot_regression_loss(cos, a, reduction='none') + (
+        1 - lam) * dot_regression_loss(cos, b, reduction='none')
+    assert torch.allclose(mixed, expected)
+
+
+def test_class_balanced_lengths_equalise_class_totals():
+    labels = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 2, 0])
+    counts = torch.bincount(labels, minlength=4).double()
+    weights = class_balanced_weights(counts)
+    gamma = 10 / 3
+    assert torch.allclose(weights,
+                          torch.tensor([gamma / 7, gamma / 2, gamma, 0.0],
+                                       dtype=torch.float64))
+    # with equal per-sample terms, every present class contributes gamma
+    cos = torch.zeros(10, 4, dtype=torch.float64)
+    per_sample = dot_regression_loss(
+        cos, labels, class_balanced=True, reduction='none')
+    totals = torch.zeros(4, dtype=torch.float64).index_add_(
+        0, labels, per_sample)
+    assert torch.allclose(totals[:3], torch.full((3, ), 0.5 * gamma,
+                                                 dtype=torch.float64))
+    # and given counts (e.g. summed over ranks) replace the batch's
+    per_sample_global = dot_regression_loss(
+        cos,
+        labels,
+        class_balanced=True,
+        class_counts=torch.tensor([1.0, 1.0, 1.0, 1.0]),
+        reduction='none')
+    assert torch.allclose(per_sample_global, 0.5 * torch.ones(10).double())
+
+
+def test_unnormalised_variant_matches_released_formula():
+    # (t^T h - ||t|| ||h||)^2 / ||h|| / 2 with ||h|| detached, plus
+    # norm_reg * mean ||h|| (the authors' ImageNet-LT loss)
+    etf = simplex_etf(6, 12, dtype=torch.float64)
+    h = (3 * _features(9, 12)).requires_grad_()
+    labels = torch.arange(9) % 6
+    norm = h.norm(dim=1)
+    loss = dot_regression_loss(
+        h @ etf.T, labels, feat_norm=norm, norm_reg=0.01)
+    t = etf[labels]
+    n = norm.detach()
+    expected = (0.5 * ((t * h).sum(1) - n)**2 / n).mean() + 0.01 * norm.mean()
+    assert torch.isclose(loss, expected)
+    grad, = torch.autograd.grad(loss, h, retain_graph=True)
+    grad_expected, = torch.autograd.grad(expected, h)
+    assert torch.allclose(grad, grad_expected)
+
+
+def test_bad_labels_and_shapes():
+    cos = torch.zeros(3, 4)
+    with pytest.raises(ValueError, match='Label 4 is outside'):
+        dot_regression_loss(cos, torch.tensor([0, 4, 1]))
+    with pytest.raises(ValueError, match='outside'):
+        dot_regression_loss(cos, torch.tensor([0, -1, 1]))
+    with pytest.raises(ValueError, match='Soft targets have 3 classes'):
+        dot_regression_loss(cos, torch.zeros(3, 3))
+    with pytest.raises(ValueError, match='feat_norm'):
+        dot_regression_loss(cos, torch.tensor([0, 1, 2]), norm_reg=0.1)
+
+
+def test_zero_norm_features_give_finite_loss():
+    cos = torch.zeros(2, 3, requires_grad=True)
+    loss = dot_regression_loss(
+        cos, torch.tensor([0, 1]), feat_norm=torch.zeros(2))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(cos.grad).all()

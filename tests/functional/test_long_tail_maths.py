@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+import torch
+
+from etf_plugin.functional.long_tail import (class_power_weights,
+                                             long_tail_counts,
+                                             long_tail_indices, shot_groups)
+
+
+def test_exp_counts_match_reference_loop():
+    for num_classes, n_max in [(10, 5000), (100, 500), (1000, 1280)]:
+        expected = [
+            int(n_max * 0.01**(i / (num_classes - 1.0)))
+            for i in range(num_classes)
+        ]
+        counts = long_tail_counts(num_classes, n_max, 0.01, 'exp')
+        assert counts.tolist() == expected
+    assert long_tail_counts(100, 500, 0.01).sum() == 10847
+    assert long_tail_counts(10, 5000, 0.01).sum() == 12406
+    # ratio 1 is the balanced set; one class is allowed.
+    assert long_tail_counts(4, 7, 1.0).tolist() == [7] * 4
+    assert long_tail_counts(1, 7, 0.1).tolist() == [7]
+
+
+def test_step_counts_odd_classes():
+    # Cao et al.: the first K // 2 keep n_max, so 2 head and 3 tail classes.
+    counts = long_tail_counts(5, 100, 0.1, 'step')
+    assert counts.tolist() == [100, 100, 10, 10, 10]
+
+
+def test_counts_class_order():
+    counts = long_tail_counts(3, 100, 0.01, 'exp', class_order=[1, 2, 0])
+    # rank 0 -> class 1, rank 1 -> class 2, rank 2 -> class 0
+    assert counts.tolist() == [1, 100, 10]
+    with pytest.raises(ValueError, match='permutation'):
+        long_tail_counts(3, 100, 0.01, class_order=[0, 1])
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(imbalance_ratio=0.0), 'imbalance_ratio'),
+    (dict(imbalance_ratio=2.0), 'imbalance_ratio'),
+    (dict(profile='linear'), 'Unknown long-tail profile'),
+    (dict(n_max=0), 'n_max'),
+    (dict(num_classes=0), 'num_classes'),
+])
+def test_counts_bad_input(kwargs, match):
+    args = dict(num_classes=10, n_max=100, imbalance_ratio=0.1, profile='exp')
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        long_tail_counts(**args)
+
+
+def test_indices_realise_counts_and_clip():
+    labels = np.random.default_rng(0).integers(0, 5, size=1000)
+    available = np.bincount(labels, minlength=5)
+    targets = np.array([500, 100, 10, 1, 0])
+    idx = long_tail_indices(labels, targets, seed=4)
+    assert np.array_equal(
+        np.bincount(labels[idx], minlength=5), np.minimum(targets, available))
+    assert np.all(np.diff(idx) > 0)
+    assert np.array_equal(idx, long_tail_indices(labels, targets, seed=4))
+    assert not np.array_equal(idx, long_tail_indices(labels, targets, seed=5))
+    # Torch labels work too.
+    assert np.array_equal(
+        idx, long_tail_indices(torch.from_numpy(labels), targets, seed=4))
+
+
+def test_indices_uniform_within_class():
+    # One class of 10 samples keeping 3: over many seeds each sample is kept
+    # with probability 3/10.
+    labels = np.zeros(10, dtype=np.int64)
+    kept = np.zeros(10)
+    for seed in range(2000):
+        idx = long_tail_indices(labels, [3], seed=seed)
+        assert len(idx) == 3
+        kept[idx] += 1
+    assert np.allclose(kept / 2000, 0.3, atol=0.05)
+
+
+def test_indices_bad_input():
+    with pytest.raises(ValueError, match=r'\[0, 2\)'):
+        long_tail_indices([0, 1, 2], [1, 1])
+    with pytest.raises(ValueError, match='non-negative'):
+        long_tail_indices([0, 1], [1, -1])
+
+
+def test_class_power_weights():
+    labels = np.array([0, 0, 0, 0, 1])
+    for power in (0.0, 0.5, 1.0):
+        weights = class_power_weights(labels, power)
+        per_class = np.bincount(labels, weights=weights)
+        assert np.allclose(per_class, np.array([4.0, 1.0])**power)
+
+
+def test_shot_groups_boundaries():
+    counts = [500, 101, 100, 20, 19, 0]
+    groups = shot_groups(counts)
+    assert groups['many'].tolist() == [0, 1]
+    assert groups['medium'].tolist() == [2, 3]
+    assert groups['few'].tolist() == [4, 5]
+    groups = shot_groups(torch.tensor(counts), many_thr=200, few_thr=100)
+    assert groups['many'].tolist() == [0]
+    assert groups['medium'].tolist() == [1, 2]
+    assert groups['few'].tolist() == [3, 4, 5]
+    # Empty groups are empty arrays, not missing keys.
+    assert shot_groups([5, 6])['many'].tolist() == []
+    with pytest.raises(ValueError, match='few_thr'):
+        shot_groups(counts, many_thr=10, few_thr=20)

@@ -1,0 +1,143 @@
+import pytest
+import torch
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+import etf_plugin  # noqa: F401
+from etf_plugin.models import DotRegressionLoss, ETFHead
+
+
+def _samples(labels, num_classes=None, soft=None):
+    samples = []
+    for i, y in enumerate(labels):
+        s = DataSample().set_gt_label(int(y))
+        if soft is not None:
+            s.set_gt_score(soft[i])
+        samples.append(s)
+    return samples
+
+
+def test_built_by_type_name_like_linear_cls_head():
+    head = MODELS.build(
+        dict(type='ETFHead', num_classes=10, in_channels=64, topk=(1, 5),
+             cal_acc=True))
+    assert isinstance(head.loss_module, DotRegressionLoss)
+    feats = (torch.randn(8, 64), )
+    labels = torch.arange(8)
+    losses = head.loss(feats, _samples(labels))
+    assert set(losses) == {'loss', 'accuracy_top-1', 'accuracy_top-5'}
+    assert losses['loss'].ndim == 0 and losses['loss'] > 0
+    preds = head.predict(feats)
+    assert len(preds) == 8
+    assert preds[0].pred_score.shape == (10, )
+    assert torch.isclose(preds[0].pred_score.sum(), torch.tensor(1.0))
+    logits = head(feats)
+    assert torch.equal(preds[3].pred_label, logits[3].argmax().reshape(1))
+
+
+def test_etf_is_a_fixed_buffer_saved_in_state_dict():
+    head = ETFHead(num_classes=10, in_channels=64, with_bn=True)
+    names = [n for n, _ in head.named_parameters()]
+    assert all('etf' not in n for n in names)
+    assert 'etf_vectors' in head.state_dict()
+    head.init_weights()  # the Normal init must not touch the buffer
+    before = head.etf_vectors.clone()
+    optim = torch.optim.SGD(head.parameters(), lr=1.0, weight_decay=0.1)
+    for _ in range(3):
+        loss = head.loss((torch.randn(16, 64), ),
+                         _samples(torch.arange(16) % 10))['loss']
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    assert torch.equal(head.etf_vectors, before)
+    # same seed -> same ETF, in another instance
+    assert torch.equal(ETFHead(10, 64).etf_vectors, before)
+    assert not torch.equal(ETFHead(10, 64, seed=1).etf_vectors, before)
+
+
+def test_scores_are_scaled_cosines_and_dr_sees_cosines():
+    head = ETFHead(num_classes=4, in_channels=8, logit_scale=5.0)
+    x = torch.randn(6, 8)
+    cos = torch.nn.functional.normalize(x, dim=1) @ head.etf_vectors.T
+    assert torch.allclose(head((x, )), 5.0 * cos, atol=1e-6)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    expected = 0.5 * ((cos[torch.arange(6), labels] - 1)**2).mean()
+    loss = head.loss((x, ), _samples(labels))['loss']
+    assert torch.isclose(loss, expected, atol=1e-6)
+
+
+def test_cross_entropy_sees_scaled_logits():
+    head = ETFHead(num_classes=4, in_channels=8, logit_scale=5.0,
+                   loss=dict(type='CrossEntropyLoss'))
+    x = torch.randn(6, 8)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    expected = torch.nn.functional.cross_entropy(head((x, )), labels)
+    assert torch.isclose(head.loss((x, ), _samples(labels))['loss'],
+                         expected, atol=1e-6)
+
+
+def test_soft_targets_from_mixup():
+    head = ETFHead(num_classes=3, in_channels=4)
+    soft = torch.tensor([[0.3, 0.7, 0.0], [0.0, 0.0, 1.0]])
+    loss = head.loss((torch.randn(2, 4), ), _samples([1, 2], soft=soft))
+    assert torch.isfinite(loss['loss'])
+    with pytest.raises(ValueError, match='cal_acc'):
+        ETFHead(3, 4, cal_acc=True).loss((torch.randn(2, 4), ),
+                                         _samples([1, 2], soft=soft))
+
+
+def test_minimal_dimension_and_projection():
+    head = ETFHead(num_classes=10, in_channels=9)
+    assert head.etf_vectors.shape == (10, 9)
+    with pytest.raises(ValueError, match='proj_channels=999'):
+        ETFHead(num_classes=1000, in_channels=512)
+    proj = ETFHead(num_classes=1000, in_channels=512, proj_channels=1024)
+    assert proj.etf_vectors.shape == (1000, 1024)
+    out = proj.loss((torch.randn(4, 512), ), _samples([0, 1, 998, 999]))
+    out['loss'].backward()
+    assert proj.proj.weight.grad is not None
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match='num_classes >= 2'):
+        ETFHead(num_classes=1, in_channels=8)
+    head = ETFHead(num_classes=4, in_channels=8)
+    with pytest.raises(ValueError, match='Label 4 is outside'):
+        head.loss((torch.randn(2, 8), ), _samples([0, 4]))
+    with pytest.raises(FloatingPointError, match='non-finite'):
+        head.loss((torch.full((2, 8), float('nan')), ), _samples([0, 1]))
+
+
+def test_zero_features_give_no_nan():
+    for kwargs in (dict(), dict(normalize=False),
+                   dict(normalize=False, loss=dict(
+                       type='DotRegressionLoss', norm_reg=0.01))):
+        head = ETFHead(num_classes=4, in_channels=8, **kwargs)
+        x = torch.zeros(3, 8, requires_grad=True)
+        loss = head.loss((x, ), _samples([0, 1, 2]))['loss']
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
+        assert torch.isfinite(head((x, ))).all()
+
+
+def test_checkpoint_with_other_etf_shape_is_refused():
+    small = ETFHead(num_classes=10, in_channels=64)
+    large = ETFHead(num_classes=20, in_channels=64)
+    with pytest.raises(ValueError, match=r'\(20, 64\).*\(10, 64\)'):
+        small.load_state_dict(large.state_dict(), strict=False)
+    # a checkpoint's ETF (other seed, same shape) replaces the fresh one
+    other = ETFHead(num_classes=10, in_channels=64, seed=5)
+    small.load_state_dict(other.state_dict())
+    assert torch.equal(small.etf_vectors, other.etf_vectors)
+
+
+def test_unnormalised_variant_passes_feature_norms():
+    head = ETFHead(num_classes=4, in_channels=8, normalize=False,
+                   loss=dict(type='DotRegressionLoss', norm_reg=0.01))
+    x = 3 * torch.randn(5, 8)
+    labels = torch.tensor([0, 1, 2, 3, 0])
+    n = x.norm(dim=1)
+    z = (x @ head.etf_vectors.T)[torch.arange(5), labels]
+    expected = (0.5 * (z - n)**2 / n).mean() + 0.01 * n.mean()
+    assert torch.isclose(head.loss((x, ), _samples(labels))['loss'],
+                         expected, atol=1e-5)

@@ -1,0 +1,78 @@
+import importlib.util
+import os.path as osp
+
+import pytest
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'check_lt_list', osp.join(REPO_ROOT, 'tools/data/check_lt_list.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    # class 0: 120 images (many), class 1: 30 (medium), class 2: 3 (few)
+    lines = []
+    for label, num in enumerate([120, 30, 3]):
+        folder = tmp_path / 'train' / f'c{label}'
+        folder.mkdir(parents=True)
+        for i in range(num):
+            (folder / f'{i}.jpg').write_bytes(b'')
+            lines.append(f'train/c{label}/{i}.jpg {label}')
+    return tmp_path, lines
+
+
+def test_clean_list(data_root, capsys):
+    root, lines = data_root
+    list_file = root / 'list.txt'
+    list_file.write_text('\n'.join(lines) + '\n')
+    rc = load_tool().main(
+        [str(list_file), '--data-root', str(root), '--num-classes', '3'])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert '153 images with a valid label, 3 classes' in out
+    assert 'max 120, min 3' in out
+    rows = {line.split()[0]: line.split()[-2:] for line in out.splitlines()
+            if line.split() and line.split()[0] in ('many', 'medium', 'few')}
+    assert rows == dict(many=['1', '120'], medium=['1', '30'], few=['1', '3'])
+
+
+def test_errors_exit_non_zero(data_root, capsys):
+    root, lines = data_root
+    lines += [
+        'train/c1/missing.jpg 1',  # missing file
+        'train/c0/0.jpg 7',  # label out of range
+        'train/c0/1.jpg one',  # not an integer
+        '/abs/path.jpg 0',  # absolute
+    ]
+    list_file = root / 'list.txt'
+    list_file.write_text('\n'.join(lines) + '\n')
+    tool = load_tool()
+    rc = tool.main(
+        [str(list_file), '--data-root', str(root), '--num-classes', '4'])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert 'missing file' in err and 'missing.jpg' in err
+    assert 'label 7 >= --num-classes 4' in err
+    assert 'not an integer' in err
+    assert 'absolute path' in err
+    assert '1 of 4 classes have no image' in err  # class 3: a warning
+    # Without the file check only the list errors remain.
+    rc = tool.main([str(list_file), '--data-root', str(root), '--skip-files'])
+    err = capsys.readouterr().err
+    assert rc == 1 and 'missing file' not in err
+
+
+def test_warnings_alone_do_not_fail(data_root, capsys):
+    root, lines = data_root
+    list_file = root / 'list.txt'
+    list_file.write_text('\n'.join(lines + lines[:1]) + '\n')  # a duplicate
+    rc = load_tool().main(
+        [str(list_file), '--data-root', str(root), '--num-classes', '3'])
+    assert rc == 0
+    assert 'duplicate path train/c0/0.jpg' in capsys.readouterr().err
