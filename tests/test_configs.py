@@ -1,5 +1,7 @@
 """Every runnable config under configs/ parses, builds its model and
-datasets, and runs a forward pass."""
+datasets, and runs a forward pass (MMPretrain configs: a classification
+forward; MMDetection configs, ``default_scope='mmdet'``: a detector forward
+through the data preprocessor)."""
 import glob
 import importlib
 import os.path as osp
@@ -30,20 +32,57 @@ def test_config_builds_and_runs(path):
     init_default_scope(scope)
     registry = importlib.import_module(f'{scope}.registry')
     MODELS, DATASETS = registry.MODELS, registry.DATASETS
+    if scope == 'mmdet':
+        num_classes = run_detector(cfg, MODELS)
+    else:
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        model.eval()
+        pre = cfg.model.get('data_preprocessor',
+                            cfg.get('data_preprocessor'))
+        channels = len(pre['mean'])
+        size = 8 if 'digits' in path else (32 if 'cifar' in path else 64)
+        with torch.no_grad():
+            logits = model(torch.randn(2, channels, size, size), mode='tensor')
+        num_classes = cfg.model.head.num_classes
+        assert logits.shape == (2, num_classes)
+
+    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        # CIFAR/ImageNet/LVIS files are absent here: build without loading
+        dataset = DATASETS.build(lazy(cfg[split].dataset))
+        assert len(dataset.metainfo['classes']) == num_classes
+
+
+def run_detector(cfg, MODELS):
+    """Build an MMDetection config's detector and run a 'tensor' forward of
+    two small images through its data preprocessor, RPN (with the real mmcv
+    NMS) and RoI head (RoIAlign). Returns the number of object classes."""
+    from mmdet.structures import DetDataSample
+
+    cfg.model.backbone.init_cfg = None  # no ImageNet weights download
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.eval()
-    pre = cfg.model.get('data_preprocessor', cfg.get('data_preprocessor'))
-    channels = len(pre['mean'])
-    size = 8 if 'digits' in path else (32 if 'cifar' in path else 64)
+    shape = (96, 128)
+    data = model.data_preprocessor(
+        dict(
+            inputs=[torch.randint(0, 256, (3, *shape), dtype=torch.uint8)] * 2,
+            data_samples=[
+                DetDataSample(
+                    metainfo=dict(
+                        img_shape=shape, ori_shape=shape,
+                        scale_factor=(1., 1.))) for _ in range(2)
+            ]), False)
     with torch.no_grad():
-        logits = model(torch.randn(2, channels, size, size), mode='tensor')
-    assert logits.shape == (2, cfg.model.head.num_classes)
-
-    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        # CIFAR/ImageNet files are absent here: build without loading them
-        dataset = DATASETS.build(lazy(cfg[split].dataset))
-        assert len(dataset.metainfo['classes']) == cfg.model.head.num_classes
+        (cls_score, bbox_pred), = model(**data, mode='tensor')
+    bbox_head = cfg.model.roi_head.bbox_head
+    num_classes = bbox_head.num_classes
+    # one score per class plus the background, class-wise box deltas
+    assert cls_score.shape[0] == bbox_pred.shape[0] > 0
+    assert cls_score.shape[1] == num_classes + 1
+    assert bbox_pred.shape[1] == 4 * num_classes
+    assert torch.isfinite(cls_score).all()
+    return num_classes
 
 
 def lazy(dataset_cfg):

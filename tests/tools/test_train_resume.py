@@ -5,6 +5,7 @@ import pickle
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -51,15 +52,46 @@ def test_train_resume_and_test(tmp_path):
     assert 0.0 <= metrics['accuracy/top1'] <= 100.0
 
 
-def test_safe_unpickler_still_refuses_code(tmp_path):
+class CallsPrint:
+
+    def __reduce__(self):
+        return (print, ('pwned', ))
+
+
+class GetsArrayAttribute:
+    # getattr is allow-listed only for HistoryBuffer's methods
+    def __reduce__(self):
+        return (getattr, (np.ndarray, 'tofile'))
+
+
+class GetsPrivateHistoryBufferAttribute:
+
+    def __reduce__(self):
+        from mmengine.logging import HistoryBuffer
+        return (getattr, (HistoryBuffer, '__init__'))
+
+
+@pytest.mark.parametrize(
+    'payload', [CallsPrint, GetsArrayAttribute,
+                GetsPrivateHistoryBufferAttribute])
+def test_safe_unpickler_still_refuses_code(tmp_path, payload):
     import etf_plugin  # noqa: F401  (allow-lists mmengine's types)
 
-    class Evil:
-
-        def __reduce__(self):
-            return (print, ('pwned', ))
-
     path = tmp_path / 'evil.pth'
-    torch.save({'x': Evil()}, path)
+    torch.save({'x': payload()}, path)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path)
+
+
+def test_message_hub_round_trip(tmp_path):
+    import etf_plugin  # noqa: F401
+    from mmengine.logging import HistoryBuffer
+
+    buffer = HistoryBuffer()
+    buffer.update(1.5, count=2)
+    path = tmp_path / 'hub.pth'
+    torch.save({'hub': {'loss': buffer}, 'scalar': np.float32(3.0)}, path)
+    loaded = torch.load(path)  # weights_only=True by default on torch 2.6+
+    assert loaded['hub']['loss'].mean() == 0.75  # 1.5 over a count of 2
+    assert loaded['hub']['loss'].statistics('current') == 1.5
+    assert loaded['scalar'] == np.float32(3.0)

@@ -36,7 +36,19 @@ val_dataloader = dict(
     dataset=dict(type='Digits', split='test', pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
-val_evaluator = dict(type='Accuracy', topk=(1, ))
+# Shot groups scaled to a 124-image head class: many > 50 (2 classes),
+# medium 10-50 (3), few < 10 (5). The metric counts the training labels once
+# from this copy of the training set: when you change the imbalance ratio on
+# the command line, change it here too
+# (val_evaluator.1.train_dataset.imbalance_ratio).
+val_evaluator = [
+    dict(type='Accuracy', topk=(1, )),
+    dict(
+        type='LongTailAccuracy',
+        train_dataset=train_dataloader['dataset'],
+        many_thr=50,
+        few_thr=10),
+]
 
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator
