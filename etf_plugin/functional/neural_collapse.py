@@ -19,9 +19,10 @@ Metrics (Papyan, Han & Donoho, PNAS 2020; Zhu et al., NeurIPS 2021):
 - ``nc1 = tr(Sigma_W Sigma_B^+) / K`` with
   ``Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T`` and
   ``Sigma_B = (1/K) Mbar^T Mbar`` (each class weighs ``1/K``). The
-  pseudo-inverse drops eigenvalues of ``Sigma_B`` below ``d * eps`` times the
-  largest, the default cut-off of ``torch.linalg.pinv`` on the ``d x d``
-  matrix.
+  pseudo-inverse drops eigenvalues of ``Sigma_B`` below ``1e-10`` times the
+  largest (the ``rcond`` of Hong & Ling's code): directions that weak are
+  classes merged by minority collapse, and the within-class variance along
+  them, a difference of large streamed sums, is rounding noise there.
 - ``nc2_equinorm = std_k ||Mbar_k|| / mean_k ||Mbar_k||`` (sample std,
   ``torch.std``'s default).
 - ``nc2_equiangle = mean_{k != k'} |cos(Mbar_k, Mbar_k') + 1/(K-1)|``: the
@@ -61,6 +62,9 @@ import torch
 from mmengine.dist import all_reduce
 
 from .long_tail import shot_groups
+
+# Relative cut-off of the pseudo-inverse in NC1 (see the module docstring).
+PINV_RCOND = 1e-10
 
 
 class NCAccumulator:
@@ -305,15 +309,15 @@ def _nc1(centred: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor,
     over the kept directions, and ``N v^T Sigma_W v = v^T S v - sum_k
     (s_k^T v)^2 / n_k``: ``O(K d^2 + K^3)``, never an ``O(d^3)`` pinv.
     """
-    num_classes, dim = centred.shape
+    num_classes = centred.shape[0]
     eig_gram, eigvecs = torch.linalg.eigh(centred @ centred.T)
-    cutoff = eig_gram.max() * dim * torch.finfo(torch.float64).eps
-    keep = eig_gram > cutoff
+    keep = eig_gram > PINV_RCOND * eig_gram.max()
     directions = (eigvecs[:, keep].T @ centred) / eig_gram[keep].sqrt()[:,
                                                                         None]
     scatter = ((directions @ second_moment) * directions).sum(1)
     scatter -= ((sums @ directions.T).square() / counts[:, None]).sum(0)
-    eig_within = scatter / counts.sum()
+    # S - sum s s^T / n is exact up to rounding, which may dip below zero
+    eig_within = scatter.clamp_min(0) / counts.sum()
     eig_between = eig_gram[keep] / num_classes
     return (eig_within / eig_between).sum().item() / num_classes
 

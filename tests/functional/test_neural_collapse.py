@@ -58,7 +58,7 @@ def dense_metrics(features,
     sigma_w = (h - own_mean).T @ (h - own_mean) / n
     sigma_b = mbar.T @ mbar / kp
     out = dict(nc1=torch.trace(
-        sigma_w @ torch.linalg.pinv(sigma_b, hermitian=True)).item() / kp)
+        sigma_w @ torch.linalg.pinv(sigma_b, hermitian=True, rtol=1e-10)).item() / kp)
     for name, value in _geometry(mbar).items():
         out[f'nc2_{name}'] = value
     if weight is None:
@@ -302,3 +302,17 @@ def test_all_reduce_over_two_gloo_processes_matches_one_process():
     for key, value in single.items():
         if isinstance(value, float):
             assert results[0][key] == pytest.approx(value, rel=1e-9, abs=1e-12)
+
+
+def test_nc1_after_minority_collapse_is_zero_not_noise():
+    # Two minority classes merged onto one mean (Sigma_B loses a direction
+    # to ~1e-16) and every sample on its class mean: nc1 must be 0, not the
+    # ratio of two rounding errors.
+    g = torch.Generator().manual_seed(0)
+    means = torch.randn(5, 16, generator=g, dtype=torch.float64)
+    means[4] = means[3]
+    labels = torch.arange(5).repeat_interleave(torch.tensor([50, 40, 30, 3, 2]))
+    features = means[labels] + 1e-9 * torch.randn(
+        len(labels), 16, generator=g, dtype=torch.float64)
+    nc1 = neural_collapse_metrics(features, labels, 5)['nc1']
+    assert 0 <= nc1 < 1e-8
