@@ -6,6 +6,9 @@ config) registers every component in MMPretrain's registries (and in
 MMDetection's when it is installed), and makes mmengine checkpoints loadable
 under torch >= 2.6 (see :mod:`etf_plugin.compat`).
 """
+import importlib.util
+import warnings
+
 from .compat import allow_mmengine_checkpoint_globals
 from .version import __version__
 
@@ -13,3 +16,23 @@ allow_mmengine_checkpoint_globals()
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
 from .functional import *  # noqa: E402,F401,F403
+
+
+def _mmdet_importable() -> bool:
+    """Whether MMDetection is installed and imports. A broken install (e.g.
+    mmdet 3.3 next to mmcv 2.2, which mmdet's version check refuses) only
+    warns, so that the MMPretrain components keep working."""
+    if importlib.util.find_spec('mmdet') is None:
+        return False
+    try:
+        import mmdet  # noqa: F401
+    except (ImportError, AssertionError) as error:
+        warnings.warn(f'mmdet is installed but does not import ({error!r}): '
+                      f'the MMDetection components of etf_plugin are not '
+                      f'registered.')
+        return False
+    return True
+
+
+if _mmdet_importable():
+    from . import mmdet  # noqa: E402,F401

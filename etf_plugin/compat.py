@@ -140,9 +140,7 @@ def init_dist_without_gpu(launcher: str, dist_cfg: dict) -> None:
     if launcher == 'slurm':
         os.environ.setdefault('MASTER_PORT', '29500')
         if 'MASTER_ADDR' not in os.environ:
-            node_list = os.environ['SLURM_NODELIST']
-            os.environ['MASTER_ADDR'] = subprocess.getoutput(
-                f'scontrol show hostname {node_list} | head -n1')
+            os.environ['MASTER_ADDR'] = _first_slurm_node()
         os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
         os.environ['RANK'] = os.environ['SLURM_PROCID']
         os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
@@ -155,3 +153,18 @@ def init_dist_without_gpu(launcher: str, dist_cfg: dict) -> None:
         kwargs['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
     torch_dist.init_process_group(
         backend=dist_cfg.get('backend', 'gloo'), **kwargs)
+
+
+def _first_slurm_node() -> str:
+    """The first host of ``SLURM_NODELIST``, as ``scontrol`` expands it."""
+    node_list = os.environ['SLURM_NODELIST']
+    try:
+        hosts = subprocess.run(['scontrol', 'show', 'hostname', node_list],
+                               capture_output=True,
+                               text=True,
+                               check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise RuntimeError(
+            f'Cannot expand SLURM_NODELIST={node_list!r} with scontrol '
+            f'({error}); set MASTER_ADDR to the first node.') from error
+    return hosts[0]

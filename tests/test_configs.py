@@ -60,6 +60,7 @@ def run_detector(cfg, MODELS):
     from mmdet.structures import DetDataSample
 
     cfg.model.backbone.init_cfg = None  # no ImageNet weights download
+    cfg.model.test_cfg.rpn.max_per_img = 100  # LVIS heads are wide: 2 x 100
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.eval()

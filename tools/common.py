@@ -6,7 +6,7 @@ from copy import deepcopy
 
 from mmengine.config import ConfigDict, DictAction
 
-from etf_plugin.compat import fall_back_to_gloo
+from etf_plugin.compat import fall_back_to_gloo, init_dist_without_gpu
 
 
 def add_common_args(parser):
@@ -65,10 +65,12 @@ def set_dataloader_defaults(cfg, args, fields, **defaults):
 
 
 def finish(cfg, args):
-    """Apply ``--cfg-options`` last, then the launcher and its backend."""
+    """Apply ``--cfg-options`` last, then the launcher and its backend (gloo
+    and a process group initialised here when no GPU is visible)."""
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
     if args.launcher != 'none':
         fall_back_to_gloo(cfg)
+        init_dist_without_gpu(args.launcher, cfg.env_cfg.dist_cfg)
     return cfg

@@ -14,6 +14,16 @@ default_hooks = dict(
     visualization=dict(type='VisualizationHook', enable=False),
 )
 
+# Distributed runs (both hooks are no-ops in a single process): every rank
+# must classify with the same fixed ETF, checked once the checkpoint is
+# loaded; and every rank evaluates rank 0's BatchNorm statistics, so
+# validation, NeuralCollapseHook and the saved checkpoint agree. A config that
+# sets its own custom_hooks replaces this list: keep these entries.
+custom_hooks = [
+    dict(type='ETFConsistencyHook'),
+    dict(type='BroadcastBuffersHook'),
+]
+
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

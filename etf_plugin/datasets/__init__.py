@@ -7,3 +7,6 @@ __all__ = [
     'Digits', 'LongTailDataset', 'read_gt_labels', 'ClassBalancedSampler',
     'ClassPowerSampler', 'SquareRootSampler'
 ]
+from .class_counts import LazyClassCounts, load_class_counts  # noqa: E402
+
+__all__ += ['load_class_counts', 'LazyClassCounts']

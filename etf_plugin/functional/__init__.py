@@ -12,3 +12,14 @@ __all__ = [
     'long_tail_indices', 'shot_groups', 'NCAccumulator',
     'neural_collapse_metrics'
 ]
+from .logit_adjustment import adjust_logits, log_prior  # noqa: E402
+from .tau_normalization import tau_normalize  # noqa: E402
+
+__all__ += ['log_prior', 'adjust_logits', 'tau_normalize']
+from .ufm import (minority_collapse_threshold, solve_ufm_convex,  # noqa: E402
+                  train_ufm, ufm_collapse_metrics)
+
+__all__ += [
+    'minority_collapse_threshold', 'train_ufm', 'solve_ufm_convex',
+    'ufm_collapse_metrics'
+]

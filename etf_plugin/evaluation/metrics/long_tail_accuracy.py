@@ -5,30 +5,10 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
-from mmpretrain.registry import DATASETS, METRICS
+from mmpretrain.registry import METRICS
 
-from etf_plugin.datasets.long_tail import read_gt_labels
+from etf_plugin.datasets.class_counts import load_class_counts
 from etf_plugin.functional.long_tail import class_sizes, shot_groups
-
-
-def load_class_counts(path: str) -> List[int]:
-    """Read per-class training counts from a text file, one integer per line
-    (line ``i`` is class ``i``; blank lines are ignored).
-
-    Args:
-        path (str): The counts file.
-
-    Returns:
-        list[int]: The counts.
-    """
-    with open(path) as f:
-        lines = [line.strip() for line in f]
-    try:
-        return [int(line) for line in lines if line]
-    except ValueError as error:
-        raise ValueError(
-            f'{path} must hold one integer count per line (line i = class '
-            f'i): {error}') from error
 
 
 @METRICS.register_module()
@@ -107,40 +87,12 @@ class LongTailAccuracy(BaseMetric):
         self.topk = (topk, ) if isinstance(topk, int) else tuple(topk)
         if not self.topk or min(self.topk) < 1:
             raise ValueError(f'topk must hold positive integers, got {topk}.')
-        sources = [
-            name for name, value in (('class_counts', class_counts),
-                                     ('counts_file', counts_file),
-                                     ('train_dataset', train_dataset))
-            if value is not None
-        ]
-        if len(sources) != 1:
-            raise ValueError(
-                f'LongTailAccuracy needs the training samples per class from '
-                f'exactly one of class_counts=[...], counts_file=PATH or '
-                f'train_dataset=dict(...); got {sources or "none"}.')
-        if counts_file is not None:
-            class_counts = load_class_counts(counts_file)
-        elif train_dataset is not None:
-            class_counts = self._count_train_labels(train_dataset)
-        self.class_counts = np.asarray(class_counts, dtype=np.int64)
-        if self.class_counts.ndim != 1 or len(self.class_counts) == 0:
-            raise ValueError(f'class_counts must be a non-empty list, got '
-                             f'{class_counts}.')
+        self.class_counts = load_class_counts(
+            class_counts, counts_file, train_dataset, owner='LongTailAccuracy')
         # Validates the thresholds now rather than after a whole test epoch.
         self.groups = shot_groups(self.class_counts, many_thr, few_thr)
         self.many_thr, self.few_thr = many_thr, few_thr
         self.per_class = per_class
-
-    @staticmethod
-    def _count_train_labels(train_dataset) -> np.ndarray:
-        """Training samples per class of a dataset or dataset config."""
-        dataset = DATASETS.build(train_dataset) if isinstance(
-            train_dataset, dict) else train_dataset
-        labels = read_gt_labels(dataset)
-        classes = getattr(dataset, 'metainfo', {}).get('classes')
-        num_classes = len(classes) if classes is not None else int(
-            labels.max()) + 1
-        return class_sizes(labels, num_classes)
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """Store the label and the top-``max(topk)`` predictions of every

@@ -1,0 +1,110 @@
+"""``LogitAdjustedLoss``: cross-entropy on prior-adjusted logits."""
+from typing import Optional, Sequence
+
+import torch
+from mmpretrain.models.losses import CrossEntropyLoss
+from mmpretrain.registry import MODELS
+
+from etf_plugin.datasets.class_counts import LazyClassCounts
+from etf_plugin.functional.logit_adjustment import adjust_logits, log_prior
+
+
+@MODELS.register_module()
+class LogitAdjustedLoss(CrossEntropyLoss):
+    """Logit-adjusted cross-entropy (Menon et al., ICLR 2021).
+
+    Cross-entropy on ``logits + tau * log(pi)``, ``pi`` the training class
+    prior (see :mod:`etf_plugin.functional.logit_adjustment`). Adding the log
+    prior during training makes the plain argmax of the trained logits
+    approximate the balanced-error-optimal classifier, so the model is used
+    unchanged at test time. ``tau = 0`` is exactly MMPretrain's
+    ``CrossEntropyLoss``.
+
+    It is MMPretrain's ``CrossEntropyLoss`` on adjusted logits, with the same
+    targets: integer labels, or the ``(N, K)`` soft targets of Mixup/CutMix
+    (``use_soft=True`` for MMPretrain's ``soft_cross_entropy``; with
+    ``use_soft=False`` PyTorch's ``cross_entropy`` takes them as
+    probabilities). It plugs into ``LinearClsHead`` unchanged::
+
+        head=dict(type='LinearClsHead', num_classes=10, in_channels=64,
+                  loss=dict(type='LogitAdjustedLoss', tau=1.0,
+                            train_dataset=train_dataloader['dataset']))
+
+    The training counts come from exactly one of ``class_counts``,
+    ``counts_file`` or ``train_dataset`` (see
+    :mod:`etf_plugin.datasets.class_counts`). A ``train_dataset`` is read on
+    the first forward, so building the model reads no data. Every class must
+    have a positive count.
+
+    Args:
+        tau (float): Scale of the adjustment. Defaults to 1.0 (the paper's
+            choice).
+        class_counts (Sequence[int], optional): Training samples per class.
+        counts_file (str, optional): File with one count per line.
+        train_dataset (dict, optional): Config of the training dataset (or
+            the dataset itself).
+        use_soft (bool): Use MMPretrain's ``soft_cross_entropy``. Defaults to
+            False.
+        reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
+            Defaults to ``'mean'``.
+        loss_weight (float): Weight of the loss. Defaults to 1.0.
+        class_weight (Sequence[float], optional): Per-class weights of the
+            cross-entropy. Defaults to None.
+    """
+
+    def __init__(self,
+                 tau: float = 1.0,
+                 class_counts: Optional[Sequence[int]] = None,
+                 counts_file: Optional[str] = None,
+                 train_dataset: Optional[dict] = None,
+                 use_soft: bool = False,
+                 reduction: str = 'mean',
+                 loss_weight: float = 1.0,
+                 class_weight: Optional[Sequence[float]] = None) -> None:
+        super().__init__(
+            use_sigmoid=False,
+            use_soft=use_soft,
+            reduction=reduction,
+            loss_weight=loss_weight,
+            class_weight=class_weight)
+        self.tau = float(tau)
+        self.class_counts = LazyClassCounts(
+            class_counts,
+            counts_file,
+            train_dataset,
+            owner='LogitAdjustedLoss')
+        # Not persistent: checkpoints keep the keys of a plain CE model.
+        self.register_buffer('class_log_prior', None, persistent=False)
+        if self.class_counts.is_loaded:  # check the counts at build time
+            self.class_log_prior = log_prior(self.class_counts()).float()
+
+    def forward(self,
+                cls_score: torch.Tensor,
+                label: torch.Tensor,
+                weight: Optional[torch.Tensor] = None,
+                avg_factor: Optional[float] = None,
+                reduction_override: Optional[str] = None,
+                **kwargs) -> torch.Tensor:
+        """Cross-entropy of the adjusted ``cls_score``.
+
+        Args:
+            cls_score (torch.Tensor): ``(N, K)`` logits.
+            label (torch.Tensor): ``(N,)`` labels or ``(N, K)`` soft targets.
+            weight (torch.Tensor, optional): ``(N,)`` sample weights.
+            avg_factor (float, optional): Denominator of the mean.
+            reduction_override (str, optional): Overrides ``reduction``.
+
+        Returns:
+            torch.Tensor: The loss.
+        """
+        if self.class_log_prior is None:
+            self.class_log_prior = log_prior(self.class_counts()).to(
+                cls_score.device, torch.float32)
+        adjusted = adjust_logits(cls_score, self.class_log_prior, self.tau)
+        return super().forward(
+            adjusted,
+            label,
+            weight=weight,
+            avg_factor=avg_factor,
+            reduction_override=reduction_override,
+            **kwargs)
