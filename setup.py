@@ -38,6 +38,9 @@ setup(
         'matplotlib>=3.7',
         'tensorboard>=2.14',
         'tqdm',
+        # mmengine 0.10.7 resolves `mmdet::` config bases with pkg_resources,
+        # which setuptools 81 removed.
+        'setuptools<81',
     ],
     extras_require={
         'tests': ['pytest>=7', 'pytest-timeout', 'cvxpy>=1.4'],

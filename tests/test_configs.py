@@ -9,7 +9,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 from conftest import REPO_ROOT
 
@@ -29,7 +29,12 @@ def test_config_builds_and_runs(path):
     assert cfg.custom_imports == dict(
         imports=['etf_plugin'], allow_failed_imports=False)
     scope = cfg.default_scope
-    init_default_scope(scope)
+    # scoped, so that no later test inherits this config's default scope
+    with DefaultScope.overwrite_default_scope(scope):
+        build_and_run(cfg, scope, path)
+
+
+def build_and_run(cfg, scope, path):
     registry = importlib.import_module(f'{scope}.registry')
     MODELS, DATASETS = registry.MODELS, registry.DATASETS
     if scope == 'mmdet':

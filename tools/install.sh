@@ -20,7 +20,9 @@ MMCV_VERSION=2.1.0
 log() { echo "[install] $*"; }
 
 log "torch 2.14.1 + torchvision 0.29.1"
-"$PY" -m pip install -q torch==2.14.1 torchvision==0.29.1
+# setuptools < 81 keeps pkg_resources, which mmengine 0.10.7 needs to resolve
+# `mmdet::` / `mmpretrain::` config bases.
+"$PY" -m pip install -q torch==2.14.1 torchvision==0.29.1 "setuptools<81"
 
 have_mmcv_ops() {
   "$PY" - <<PYEOF 2>/dev/null

@@ -43,7 +43,7 @@ model = dict(
                 logit_scale=10.0,
                 loss_weight=1.0))))
 
-# 72 epochs of 8 iterations: a few minutes on one CPU core
+# 72 epochs of 8 iterations: 10 to 25 minutes on one busy CPU core
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=72, val_interval=12)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -34,14 +34,16 @@ def test_study_runs_end_to_end(tmp_path):
         [sys.executable, osp.join(REPO_ROOT, 'tools', 'analysis',
                                   'compare_lt.py'),
          '--ratios', '0.1', '--seeds', '0', '--methods', 'ce', 'etf_dr_cb',
+         'posthoc_la',
          '--out-dir', str(tmp_path), '--cfg-options',
          json.dumps({'train_cfg.max_epochs': 2})],
         capture_output=True, text=True, timeout=900, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / 'runs.json') as f:
         runs = json.load(f)
-    assert [r['method'] for r in runs] == ['ce', 'etf_dr_cb']
-    for r in runs:
+    assert [r['method'] for r in runs] == ['ce', 'etf_dr_cb', 'posthoc_la']
+    assert 0 <= runs[2]['acc']['top1'][0] <= 100  # the ce model, adjusted
+    for r in runs[:2]:
         assert len(r['acc']['top1']) == 2  # validated every epoch
         assert r['nc'][-1]['epoch'] == 2  # measured at the end
     assert osp.exists(tmp_path / 'curves.png')

@@ -4,7 +4,9 @@
 Every run is a normal MMEngine training of a config in ``configs/`` with a
 few overrides (seed, imbalance ratio, validation every epoch, a
 ``NeuralCollapseHook``); results are read back from the run's own logs
-(``vis_data/scalars.json``, ``nc_metrics.json``). Prints a markdown table of
+(``vis_data/scalars.json``, ``nc_metrics.json``). ``posthoc_la`` evaluates the
+``ce`` run's final checkpoint with the logit-adjusted head (no training) and
+``crt`` re-trains its classifier (stage 2), so both need ``ce`` first. Prints a markdown table of
 mean ± std over seeds and writes ``runs.json``, ``table.md`` and
 ``curves.png`` (test accuracy and NC1 per epoch) to ``--out-dir``.
 
@@ -23,10 +25,14 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import etf_plugin  # noqa: F401
+from lt_baselines import long_tail_overrides
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ETF = 'configs/resnet32_digitslt_etf.py'
 CE = 'configs/resnet32_digitslt_ce.py'
+LA = 'configs/resnet32_digitslt_la.py'
+POSTHOC_LA = 'configs/resnet32_digitslt_posthoc_la.py'
+CRT = 'configs/resnet32_digitslt_crt.py'
 
 # name -> (config, --cfg-options, description)
 METHODS = {
@@ -39,23 +45,32 @@ METHODS = {
         'model.head.loss.class_balanced': False
     }, 'fixed ETF + DR (plain)'),
     'etf_dr_cb': (ETF, {}, 'fixed ETF + DR, class-balanced lengths'),
+    'la': (LA, {}, 'learnable classifier + logit-adjusted CE (tau 1)'),
+    'posthoc_la': (POSTHOC_LA, {}, 'the ce model, post-hoc logit adjusted'),
+    'crt': (CRT, {}, 'the ce model, classifier re-trained class-balanced'),
 }
+# methods that start from the final checkpoint of the 'ce' run
+FROM_CE = ('posthoc_la', 'crt')
 
 GROUPS = ('top1', 'many', 'medium', 'few')
 
 
-def run_one(method, ratio, seed, out_dir, extra_options):
-    """Train one configuration and return its per-epoch and final results."""
+def run_one(method, ratio, seed, out_dir, extra_options, ce_dirs=()):
+    """Train one configuration and return its per-epoch and final results.
+
+    ``posthoc_la`` and ``crt`` start from the final checkpoint of the ``ce``
+    run of the same ratio and seed, looked up in ``out_dir`` and then in
+    ``ce_dirs``.
+    """
     config, options, _ = METHODS[method]
     cfg = Config.fromfile(osp.join(REPO, config))
     name = f'{method}_r{ratio}_s{seed}'
     options = {
         **options,
+        **long_tail_overrides(cfg, ratio, seed),
         'work_dir': osp.join(out_dir, name),
         'experiment_name': name,
         'randomness.seed': seed,
-        'train_dataloader.dataset.imbalance_ratio': ratio,
-        'train_dataloader.dataset.seed': seed,
         'train_cfg.val_interval': 1,
         # no re-forking of the loader workers at every epoch
         'train_dataloader.persistent_workers': True,
@@ -63,20 +78,31 @@ def run_one(method, ratio, seed, out_dir, extra_options):
         'default_hooks.checkpoint.interval': -1,
         'default_hooks.logger.interval': 1000,
         'visualizer.vis_backends': [dict(type='LocalVisBackend')],
-        'custom_hooks': [
-            dict(type='NeuralCollapseHook', interval=10, plot_file=None)
-        ],
         **extra_options,
     }
+    if method in FROM_CE:
+        candidates = [
+            osp.join(d, f'ce_r{ratio}_s{seed}', 'last_checkpoint')
+            for d in (out_dir, *ce_dirs)
+        ]
+        found = [c for c in candidates if osp.exists(c)]
+        if not found:
+            raise FileNotFoundError(f'{method} needs the ce run first; '
+                                    f'none of {candidates} exists.')
+        with open(found[0]) as f:  # mmengine's pointer to the final .pth
+            options['load_from'] = f.read().strip()
     cfg.merge_from_dict(options)
-    # the metric counts shots on its own copy of the training set
-    for metric in cfg.val_evaluator:
-        if metric.type == 'LongTailAccuracy':
-            metric.train_dataset.imbalance_ratio = ratio
-            metric.train_dataset.seed = seed
-    cfg.test_evaluator = cfg.val_evaluator
+    cfg.custom_hooks = cfg.get('custom_hooks', []) + [
+        dict(type='NeuralCollapseHook', interval=10, plot_file=None)
+    ]
     start = time.time()
-    Runner.from_cfg(cfg).train()
+    runner = Runner.from_cfg(cfg)
+    if method == 'posthoc_la':
+        metrics = runner.test()
+        acc = {g: [metrics.get(f'lt/{g}', float('nan'))] for g in GROUPS}
+        return dict(method=method, ratio=ratio, seed=seed,
+                    seconds=time.time() - start, acc=acc, nc=[{}])
+    runner.train()
     return dict(
         method=method,
         ratio=ratio,
@@ -128,11 +154,15 @@ def summarise(runs, methods, ratios):
             for g in GROUPS:
                 v = np.array([r['acc'][g][-1] for r in rs])
                 cells.append(f'{v.mean():.1f} ± {v.std():.1f}')
-            e = np.array([epochs_to_95(r['acc']['top1']) for r in rs])
-            cells.append(f'{e.mean():.1f} ± {e.std():.1f}')
-            for key in ('nc1', 'mc_means_cos_few'):
-                v = np.array([r['nc'][-1].get(key, np.nan) for r in rs])
-                cells.append(f'{np.nanmean(v):.3f}')
+            if method == 'posthoc_la':  # no training, no curve, no NC
+                cells += ['-', '-', '-']
+            else:
+                e = np.array([epochs_to_95(r['acc']['top1']) for r in rs])
+                cells.append(f'{e.mean():.1f} ± {e.std():.1f}')
+                for key in ('nc1', 'mc_means_cos_few'):
+                    v = np.array(
+                        [r['nc'][-1].get(key, np.nan) for r in rs])
+                    cells.append(f'{np.nanmean(v):.3f}')
             lines.append(f'| {ratio} | {method} (n={len(rs)}) | ' +
                          ' | '.join(cells) + ' |')
     return '\n'.join(lines)
@@ -146,7 +176,7 @@ def plot(runs, methods, ratio, path):
     fig, (ax_acc, ax_nc) = plt.subplots(1, 2, figsize=(11, 4))
     for method in methods:
         rs = [r for r in runs if r['method'] == method and r['ratio'] == ratio]
-        if not rs:
+        if not rs or method in FROM_CE:  # no curve over the same epochs
             continue
         acc = np.array([r['acc']['top1'] for r in rs])
         ax_acc.plot(np.arange(1, acc.shape[1] + 1), acc.mean(0), label=method)
@@ -172,6 +202,14 @@ def main():
     parser.add_argument('--methods', nargs='+', default=list(METHODS),
                         choices=list(METHODS))
     parser.add_argument('--out-dir', default='work_dirs/compare_lt')
+    parser.add_argument(
+        '--ce-dirs', nargs='*', default=[],
+        help='other study dirs holding the ce runs that posthoc_la and crt '
+        'start from')
+    parser.add_argument(
+        '--merge', nargs='*', default=[],
+        help='runs.json files of other (finished) studies to add to the '
+        'table')
     parser.add_argument('--cfg-options', type=json.loads, default={},
                         help='JSON dict of extra overrides for every run')
     args = parser.parse_args()
@@ -189,7 +227,7 @@ def main():
                     continue
                 runs.append(
                     run_one(method, ratio, seed, args.out_dir,
-                            args.cfg_options))
+                            args.cfg_options, args.ce_dirs))
                 with open(runs_path, 'w') as f:
                     json.dump(runs, f)
                 r = runs[-1]
@@ -198,6 +236,9 @@ def main():
                       f'{r["acc"]["few"][-1]:.1f} ({r["seconds"]:.0f} s)',
                       flush=True)
 
+    for path in args.merge:
+        with open(path) as f:
+            runs += json.load(f)
     table = summarise(runs, args.methods, args.ratios)
     with open(osp.join(args.out_dir, 'table.md'), 'w') as f:
         f.write(table + '\n')
