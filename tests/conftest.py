@@ -18,12 +18,11 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
-def mmdet_default_scope(request):
-    """Tests under tests/mmdet run in mmdet's default scope, whatever ran
-    before: nested builds (a bbox head's loss and predictor) resolve there."""
-    if 'mmdet' not in request.node.path.parts:
-        yield
-        return
+def default_scope(request):
+    """Tests under tests/mmdet run in mmdet's default scope, all others in
+    mmpretrain's, whatever ran before: nested builds (a head's loss, a bbox
+    head's predictor) resolve in the current default scope."""
     from mmengine.registry import DefaultScope
-    with DefaultScope.overwrite_default_scope('mmdet'):
+    scope = 'mmdet' if 'mmdet' in request.node.path.parts else 'mmpretrain'
+    with DefaultScope.overwrite_default_scope(scope):
         yield

@@ -2,24 +2,20 @@
 heads, losses, hooks, the MMDetection adapter and the analysis tools."""
 from .dot_regression import (class_balanced_weights, dot_regression_loss,
                              target_distribution)
-from .etf import check_etf_shape, etf_gram_error, simplex_etf
+from .etf import (check_etf_shape, check_loaded_etf, etf_gram_error,
+                  simplex_etf)
+from .logit_adjustment import adjust_logits, log_prior
 from .long_tail import long_tail_counts, long_tail_indices, shot_groups
 from .neural_collapse import NCAccumulator, neural_collapse_metrics
+from .tau_normalization import tau_normalize
+from .ufm import (minority_collapse_threshold, solve_ufm_convex, train_ufm,
+                  ufm_collapse_metrics)
 
 __all__ = [
-    'simplex_etf', 'check_etf_shape', 'etf_gram_error', 'dot_regression_loss',
-    'class_balanced_weights', 'target_distribution', 'long_tail_counts',
+    'simplex_etf', 'check_etf_shape', 'check_loaded_etf', 'etf_gram_error',
+    'dot_regression_loss', 'class_balanced_weights', 'target_distribution',
+    'log_prior', 'adjust_logits', 'tau_normalize', 'long_tail_counts',
     'long_tail_indices', 'shot_groups', 'NCAccumulator',
-    'neural_collapse_metrics'
-]
-from .logit_adjustment import adjust_logits, log_prior  # noqa: E402
-from .tau_normalization import tau_normalize  # noqa: E402
-
-__all__ += ['log_prior', 'adjust_logits', 'tau_normalize']
-from .ufm import (minority_collapse_threshold, solve_ufm_convex,  # noqa: E402
-                  train_ufm, ufm_collapse_metrics)
-
-__all__ += [
-    'minority_collapse_threshold', 'train_ufm', 'solve_ufm_convex',
-    'ufm_collapse_metrics'
+    'neural_collapse_metrics', 'minority_collapse_threshold', 'train_ufm',
+    'solve_ufm_convex', 'ufm_collapse_metrics'
 ]

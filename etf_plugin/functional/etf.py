@@ -86,3 +86,24 @@ def etf_gram_error(etf: torch.Tensor) -> float:
     etf = etf.double()
     target = (torch.eye(k, dtype=torch.float64) - 1.0 / k) * (k / (k - 1))
     return (etf @ etf.T - target.to(etf.device)).abs().max().item()
+
+
+def check_loaded_etf(state_dict: dict, key: str, etf: torch.Tensor,
+                     owner: str) -> None:
+    """Refuse a checkpoint whose ETF under ``key`` has another shape.
+
+    mmengine loads checkpoints with ``strict=False``, which would only warn
+    about a mismatched ETF and keep the freshly built one.
+
+    Args:
+        state_dict (dict): The state dict being loaded.
+        key (str): Full key of the ETF buffer in it.
+        etf (torch.Tensor): The module's own ETF buffer.
+        owner (str): Name of the module, for the message.
+    """
+    if key in state_dict and state_dict[key].shape != etf.shape:
+        raise ValueError(
+            f'The checkpoint\'s ETF {key} has shape '
+            f'{tuple(state_dict[key].shape)} but this {owner} builds '
+            f'{tuple(etf.shape)} (vertices, feature dim): the config does '
+            f'not match the checkpoint.')

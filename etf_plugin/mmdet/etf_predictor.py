@@ -5,7 +5,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 
-from etf_plugin.functional import check_etf_shape, simplex_etf
+from etf_plugin.functional import (check_etf_shape, check_loaded_etf,
+                                   simplex_etf)
 from etf_plugin.models.heads.etf_head import NORM_EPS
 
 
@@ -112,14 +113,6 @@ class ETFPredictor(nn.Module):
                 f'out_features={self.out_features}, seed={self.seed}')
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # mmengine loads checkpoints with strict=False, which would only warn
-        # about a mismatched ETF and keep the fresh one: refuse instead.
-        key = prefix + 'etf_vectors'
-        if key in state_dict and state_dict[key].shape != \
-                self.etf_vectors.shape:
-            raise ValueError(
-                f'The checkpoint\'s ETF {key} has shape '
-                f'{tuple(state_dict[key].shape)} but this ETFPredictor builds '
-                f'{tuple(self.etf_vectors.shape)} (classes + background, '
-                f'feature dim): the config does not match the checkpoint.')
+        check_loaded_etf(state_dict, prefix + 'etf_vectors', self.etf_vectors,
+                         type(self).__name__)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -2,15 +2,12 @@
 import pytest
 import torch
 from mmdet.registry import MODELS
-from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 
 import etf_plugin  # noqa: F401  (registers the mmdet components)
 from etf_plugin.functional import dot_regression_loss
 from etf_plugin.mmdet import DetDotRegressionLoss, ETFPredictor
 from etf_plugin.models.losses import DotRegressionLoss
-
-init_default_scope('mmdet')
 
 
 def test_registered_under_the_same_name_in_both_toolboxes():

@@ -3,14 +3,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS
-from mmengine.registry import init_default_scope
 
 import etf_plugin  # noqa: F401  (registers the mmdet components)
 from etf_plugin.functional import etf_gram_error, simplex_etf
 from etf_plugin.mmdet import ETFPredictor
 from etf_plugin.models.heads import ETFHead
-
-init_default_scope('mmdet')
 
 
 def build_bbox_head(num_classes=4, fc_out_channels=16, **predictor):

@@ -3,13 +3,10 @@ import numpy as np
 import pytest
 import torch
 from mmdet.registry import DATASETS
-from mmengine.registry import init_default_scope
 
 import etf_plugin  # noqa: F401  (registers the mmdet components)
 from etf_plugin.functional import long_tail_counts
 from etf_plugin.mmdet.synthetic_shapes import SHAPE_CLASSES, SyntheticShapes
-
-init_default_scope('mmdet')
 
 
 def all_instances(dataset):

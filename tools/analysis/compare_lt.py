@@ -142,7 +142,7 @@ def summarise(runs, methods, ratios):
     """Markdown table of mean ± std over seeds."""
     lines = [
         '| ratio | method | top-1 | many | medium | few | epochs to 95% '
-        '| NC1 | few-shot mean cos |', '|' + '---|' * 9
+        '| NC1 | few-shot means cos |', '|' + '---|' * 9
     ]
     for ratio in ratios:
         for method in methods:
@@ -153,7 +153,9 @@ def summarise(runs, methods, ratios):
             cells = []
             for g in GROUPS:
                 v = np.array([r['acc'][g][-1] for r in rs])
-                cells.append(f'{v.mean():.1f} ± {v.std():.1f}')
+                # e.g. no few-shot class at a mild imbalance ratio
+                cells.append('–' if np.isnan(v).all() else
+                             f'{v.mean():.1f} ± {v.std():.1f}')
             if method == 'posthoc_la':  # no training, no curve, no NC
                 cells += ['-', '-', '-']
             else:
@@ -208,8 +210,11 @@ def main():
         'start from')
     parser.add_argument(
         '--merge', nargs='*', default=[],
-        help='runs.json files of other (finished) studies to add to the '
-        'table')
+        help='runs.json files of other studies (e.g. run in parallel) to '
+        'count as done and add to the table')
+    parser.add_argument(
+        '--table-only', action='store_true',
+        help='run nothing: tabulate and plot the runs there are')
     parser.add_argument('--cfg-options', type=json.loads, default={},
                         help='JSON dict of extra overrides for every run')
     args = parser.parse_args()
@@ -219,8 +224,12 @@ def main():
     if osp.exists(runs_path):  # resume an interrupted study
         with open(runs_path) as f:
             runs = json.load(f)
-    done = {(r['method'], r['ratio'], r['seed']) for r in runs}
-    for ratio in args.ratios:
+    merged = []
+    for path in args.merge:
+        with open(path) as f:
+            merged += json.load(f)
+    done = {(r['method'], r['ratio'], r['seed']) for r in runs + merged}
+    for ratio in [] if args.table_only else args.ratios:
         for seed in args.seeds:
             for method in args.methods:
                 if (method, ratio, seed) in done:
@@ -236,9 +245,7 @@ def main():
                       f'{r["acc"]["few"][-1]:.1f} ({r["seconds"]:.0f} s)',
                       flush=True)
 
-    for path in args.merge:
-        with open(path) as f:
-            runs += json.load(f)
+    runs += merged
     table = summarise(runs, args.methods, args.ratios)
     with open(osp.join(args.out_dir, 'table.md'), 'w') as f:
         f.write(table + '\n')

@@ -8,7 +8,8 @@ from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from etf_plugin.functional import check_etf_shape, simplex_etf
+from etf_plugin.functional import (check_etf_shape, check_loaded_etf,
+                                   simplex_etf)
 from ..losses.dot_regression_loss import DotRegressionLoss
 
 # F.normalize's floor on the norm: a zero feature maps to zero, never NaN.
@@ -38,6 +39,14 @@ class ETFHead(ClsHead):
       prediction softmax see the logits ``logit_scale * z``: cosines lie in
       ``[-1, 1]``, so without a scale the softmax would be nearly uniform.
       Argmax predictions do not depend on the scale.
+
+    Two caveats. Features pooled after a ReLU are non-negative, and a
+    non-negative vector reaches a cosine of only about 0.7 with a random ETF
+    vertex: use ``with_bn=True`` (as all our configs do) unless the features
+    can be negative. And a learnable projection followed by the fixed ETF is,
+    as a whole, a learnable classifier (any matrix whose class rows sum to
+    zero): ``proj_channels`` makes narrow features usable but gives up the
+    fixed-geometry guarantee on the projected side.
 
     Args:
         num_classes (int): Number of classes ``K`` (at least 2).
@@ -156,14 +165,6 @@ class ETFHead(ClsHead):
         return losses
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # mmengine loads checkpoints with strict=False, which would only warn
-        # about a mismatched ETF and keep the fresh one: refuse instead.
-        key = prefix + 'etf_vectors'
-        if key in state_dict and state_dict[key].shape != \
-                self.etf_vectors.shape:
-            raise ValueError(
-                f'The checkpoint\'s ETF {key} has shape '
-                f'{tuple(state_dict[key].shape)} but this ETFHead builds '
-                f'{tuple(self.etf_vectors.shape)} (num_classes, feature dim): '
-                f'the config does not match the checkpoint.')
+        check_loaded_etf(state_dict, prefix + 'etf_vectors', self.etf_vectors,
+                         type(self).__name__)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
