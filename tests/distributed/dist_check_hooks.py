@@ -1,4 +1,4 @@
-"""Test-only hooks for tests/dist: they record what each rank sees, or break
+"""Test-only hooks for tests/distributed: they record what each rank sees, or break
 one rank on request, so the tests can check the distributed behaviour of the
 real tools from the outside. Imported by dist_check_config.py."""
 import json

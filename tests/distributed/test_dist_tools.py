@@ -8,8 +8,8 @@ crashed rank, an ETF that differs on one of two "nodes", SyncBN without a
 GPU) must end with a non-zero exit status well within a timeout instead of
 hanging.
 
-The config is tests/dist/dist_check_config.py: the demo plus test-only probe
-hooks (tests/dist/dist_check_hooks.py) that record what each rank saw.
+The config is tests/distributed/dist_check_config.py: the demo plus test-only probe
+hooks (tests/distributed/dist_check_hooks.py) that record what each rank saw.
 """
 import glob
 import json

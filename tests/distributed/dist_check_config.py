@@ -1,5 +1,5 @@
-# Test-only config (tests/dist): the digits-LT demo plus the probes of
-# dist_check_hooks.py, which tests/dist puts on PYTHONPATH. The probes that
+# Test-only config (tests/distributed): the digits-LT demo plus the probes of
+# dist_check_hooks.py, which tests/distributed puts on PYTHONPATH. The probes that
 # break things act only when their environment variable is set.
 _base_ = ['../../configs/resnet32_digitslt_etf.py']
 
