@@ -26,3 +26,18 @@ def default_scope(request):
     scope = 'mmdet' if 'mmdet' in request.node.path.parts else 'mmpretrain'
     with DefaultScope.overwrite_default_scope(scope):
         yield
+
+
+def load_tool(path):
+    """Import a script under tools/ (they are not a package) as a module.
+
+    Args:
+        path (str): The script's path relative to the repository root.
+    """
+    import importlib.util
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(REPO_ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,17 +1,10 @@
-import importlib.util
-import os.path as osp
 
 import pytest
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from conftest import load_tool
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'check_lt_list', osp.join(REPO_ROOT, 'tools/data/check_lt_list.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = 'tools/data/check_lt_list.py'
 
 
 @pytest.fixture
@@ -31,7 +24,7 @@ def test_clean_list(data_root, capsys):
     root, lines = data_root
     list_file = root / 'list.txt'
     list_file.write_text('\n'.join(lines) + '\n')
-    rc = load_tool().main(
+    rc = load_tool(TOOL).main(
         [str(list_file), '--data-root', str(root), '--num-classes', '3'])
     out = capsys.readouterr().out
     assert rc == 0
@@ -52,7 +45,7 @@ def test_errors_exit_non_zero(data_root, capsys):
     ]
     list_file = root / 'list.txt'
     list_file.write_text('\n'.join(lines) + '\n')
-    tool = load_tool()
+    tool = load_tool(TOOL)
     rc = tool.main(
         [str(list_file), '--data-root', str(root), '--num-classes', '4'])
     err = capsys.readouterr().err
@@ -72,7 +65,7 @@ def test_warnings_alone_do_not_fail(data_root, capsys):
     root, lines = data_root
     list_file = root / 'list.txt'
     list_file.write_text('\n'.join(lines + lines[:1]) + '\n')  # a duplicate
-    rc = load_tool().main(
+    rc = load_tool(TOOL).main(
         [str(list_file), '--data-root', str(root), '--num-classes', '3'])
     assert rc == 0
     assert 'duplicate path train/c0/0.jpg' in capsys.readouterr().err

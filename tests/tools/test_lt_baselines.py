@@ -1,19 +1,13 @@
 import argparse
-import importlib.util
 import os.path as osp
 
 import pytest
 from mmengine.config import Config, DictAction
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_tool
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'lt_baselines', osp.join(REPO_ROOT, 'tools/analysis/lt_baselines.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = 'tools/analysis/lt_baselines.py'
 
 
 def parse_cfg_options(strings):
@@ -35,7 +29,7 @@ def long_tail_datasets(node):
 @pytest.mark.parametrize('name, copies', [('ce', 3), ('la', 4),
                                           ('posthoc_la', 4), ('crt', 3)])
 def test_overrides_reach_every_copy_of_the_training_set(name, copies):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     path = osp.join(REPO_ROOT, tool.CONFIGS[name])
     cfg = Config.fromfile(path)
     assert len(long_tail_datasets(cfg.to_dict())) == copies
@@ -51,7 +45,7 @@ def test_overrides_reach_every_copy_of_the_training_set(name, copies):
 
 
 def test_commands():
-    tool = load_tool()
+    tool = load_tool(TOOL)
     commands = {
         b: tool.baseline_commands(b, 0.05, 2, 'runs')
         for b in tool.BASELINES
@@ -78,7 +72,7 @@ def test_commands():
 
 
 def test_table():
-    tool = load_tool()
+    tool = load_tool(TOOL)
     table = tool.format_table({
         'ce': {
             'accuracy/top1': 78.0,

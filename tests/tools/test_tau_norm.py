@@ -1,4 +1,3 @@
-import importlib.util
 import os.path as osp
 
 import numpy as np
@@ -8,19 +7,14 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import DATASETS, MODELS
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_tool
 from etf_plugin.datasets import read_gt_labels
 
 CE_CONFIG = osp.join(REPO_ROOT, 'configs', 'resnet32_digitslt_ce.py')
 ETF_CONFIG = osp.join(REPO_ROOT, 'configs', 'resnet32_digitslt_etf.py')
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'tau_norm', osp.join(REPO_ROOT, 'tools/analysis/tau_norm.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = 'tools/analysis/tau_norm.py'
 
 
 def build(config):
@@ -54,7 +48,7 @@ def ce_checkpoint(tmp_path):
 def test_round_trip(ce_checkpoint, tmp_path, capsys):
     path, state_dict = ce_checkpoint
     out = tmp_path / 'tau.pth'
-    assert load_tool().main(
+    assert load_tool(TOOL).main(
         [CE_CONFIG, str(path), '--tau', '0.5', '--out',
          str(out)]) == 0
     assert 'tau = 0.5' in capsys.readouterr().out
@@ -78,7 +72,7 @@ def test_round_trip(ce_checkpoint, tmp_path, capsys):
     build(CE_CONFIG).load_state_dict(new_sd, strict=True)
 
     keep = tmp_path / 'keep.pth'
-    assert load_tool().main([
+    assert load_tool(TOOL).main([
         CE_CONFIG,
         str(path), '--tau', '1', '--bias', 'keep', '--out',
         str(keep)
@@ -92,7 +86,7 @@ def test_refuses_etf_checkpoint(tmp_path, capsys):
     path = tmp_path / 'etf.pth'
     torch.save(dict(meta={}, state_dict=build(ETF_CONFIG).state_dict()), path)
     out = tmp_path / 'out.pth'
-    rc = load_tool().main(
+    rc = load_tool(TOOL).main(
         [ETF_CONFIG, str(path), '--tau', '1', '--out',
          str(out)])
     err = capsys.readouterr().err
@@ -103,7 +97,7 @@ def test_refuses_etf_checkpoint(tmp_path, capsys):
 
 
 def test_held_out_images_were_never_trained_on():
-    tool = load_tool()
+    tool = load_tool(TOOL)
     cfg = Config.fromfile(CE_CONFIG)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         held_out = tool.held_out_from_train(cfg, per_class=7, seed=0)
@@ -120,7 +114,7 @@ def test_held_out_images_were_never_trained_on():
 def test_sweep_reports_and_picks_the_best(ce_checkpoint, tmp_path, capsys):
     path, state_dict = ce_checkpoint
     out = tmp_path / 'best.pth'
-    assert load_tool().main([
+    assert load_tool(TOOL).main([
         CE_CONFIG,
         str(path), '--sweep', '0,0.5,1', '--val-from-train', '5', '--out',
         str(out)
@@ -145,12 +139,12 @@ def test_sweep_reports_and_picks_the_best(ce_checkpoint, tmp_path, capsys):
 def test_refuses_to_tune_on_the_test_set(ce_checkpoint, capsys):
     path, _ = ce_checkpoint
     # the digits config's val_dataloader is its test set
-    rc = load_tool().main(
+    rc = load_tool(TOOL).main(
         [CE_CONFIG,
          str(path), '--sweep', '0,1', '--val-config', CE_CONFIG])
     assert rc == 1
     assert 'is the test set' in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        load_tool().main([CE_CONFIG, str(path)])  # neither --tau nor --sweep
+        load_tool(TOOL).main([CE_CONFIG, str(path)])  # neither --tau nor --sweep
     with pytest.raises(SystemExit):
-        load_tool().main([CE_CONFIG, str(path), '--sweep', '0,1'])
+        load_tool(TOOL).main([CE_CONFIG, str(path), '--sweep', '0,1'])
