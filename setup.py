@@ -1,53 +1,68 @@
-"""etf_plugin: fixed simplex-ETF classifiers and the dot-regression loss for
-OpenMMLab (MMPretrain / MMDetection).
+"""Build shim: all metadata is in pyproject.toml.
 
-Install with ``bash tools/install.sh`` (it builds mmcv 2.1.0 with its ops
-first, which pip cannot do on its own for torch 2.14), then this file is used
-as ``pip install -e .[tests]``.
+The one thing pyproject.toml cannot say is MMPretrain's `.mim` layout: the
+configs, tools, model index and shipped checkpoints travel inside the
+package as ``etf_plugin/.mim/{configs,tools,model-index.yml,checkpoints}``,
+so that an installed wheel carries them (``mim train etf_plugin CONFIG``,
+``mim train mmpretrain <site-packages>/etf_plugin/.mim/configs/CONFIG``,
+``etf_plugin::CONFIG`` bases, ``mmpretrain.get_model`` names).
+
+- wheel / ``pip install .``: copied into the build directory (the source
+  tree is left alone);
+- editable (``pip install -e .``): relative symlinks in the source package
+  (``etf_plugin/.mim/configs -> ../../configs``), so edits show at once.
 """
+import os
 import os.path as osp
+import shutil
 
-from setuptools import find_packages, setup
+from setuptools import setup
+from setuptools.command.build_py import build_py
 
-
-def read_version():
-    namespace = {}
-    with open(osp.join(osp.dirname(__file__), 'etf_plugin', 'version.py')) as f:
-        exec(f.read(), namespace)
-    return namespace['__version__']
+MIM_ITEMS = ('configs', 'tools', 'model-index.yml', 'checkpoints')
+ROOT = osp.dirname(osp.abspath(__file__))
 
 
-setup(
-    name='etf_plugin',
-    version=read_version(),
-    description='Fixed simplex-ETF classifier, dot-regression loss, '
-    'long-tail data and neural-collapse metrics for OpenMMLab',
-    long_description=open('README.md').read() if osp.exists('README.md') else '',
-    long_description_content_type='text/markdown',
-    packages=find_packages(include=['etf_plugin', 'etf_plugin.*']),
-    python_requires='>=3.10',
-    install_requires=[
-        'torch==2.14.1',
-        'torchvision==0.29.1',
-        'mmengine==0.10.7',
-        'mmcv==2.1.0',
-        'mmpretrain==1.2.0',
-        'mmdet==3.3.0',
-        'numpy>=1.24',
-        'scikit-learn>=1.3',
-        'matplotlib>=3.7',
-        'tensorboard>=2.14',
-        'tqdm',
-        # mmengine 0.10.7 resolves `mmdet::` config bases with pkg_resources,
-        # which setuptools 81 removed.
-        'setuptools<81',
-    ],
-    extras_require={
-        'tests': ['pytest>=7', 'pytest-timeout', 'cvxpy>=1.4'],
-    },
-    license='Apache-2.0',
-    classifiers=[
-        'Programming Language :: Python :: 3',
-        'Topic :: Scientific/Engineering :: Artificial Intelligence',
-    ],
-)
+def _remove(path):
+    if osp.islink(path) or osp.isfile(path):
+        os.remove(path)
+    elif osp.isdir(path):
+        shutil.rmtree(path)
+
+
+def _ignore(directory, names):
+    return [n for n in names if n == '__pycache__' or n.endswith('.pyc')]
+
+
+class BuildPyWithMim(build_py):
+    """``build_py`` that also lays out ``etf_plugin/.mim``."""
+
+    def run(self):
+        super().run()
+        if self.editable_mode:
+            self._link_mim(osp.join(ROOT, 'etf_plugin', '.mim'))
+        else:
+            self._copy_mim(osp.join(self.build_lib, 'etf_plugin', '.mim'))
+
+    @staticmethod
+    def _link_mim(mim):
+        os.makedirs(mim, exist_ok=True)
+        for item in MIM_ITEMS:
+            # also for a missing item (a dangling link until it exists)
+            source, target = osp.join(ROOT, item), osp.join(mim, item)
+            _remove(target)
+            os.symlink(osp.relpath(source, mim), target)
+
+    @staticmethod
+    def _copy_mim(mim):
+        _remove(mim)
+        os.makedirs(mim)
+        for item in MIM_ITEMS:
+            source, target = osp.join(ROOT, item), osp.join(mim, item)
+            if osp.isdir(source):
+                shutil.copytree(source, target, ignore=_ignore)
+            elif osp.isfile(source):
+                shutil.copy2(source, target)
+
+
+setup(cmdclass={'build_py': BuildPyWithMim})
