@@ -1,12 +1,16 @@
 """What tools/train.py and tools/test.py share: the arguments and config
 edits they have in common with MMPretrain's tools of the same names."""
+import logging
 import os
 import os.path as osp
+import sys
+import traceback
+from contextlib import contextmanager
 from copy import deepcopy
 
 from mmengine.config import ConfigDict, DictAction
 
-from etf_plugin.compat import fall_back_to_gloo, init_dist_without_gpu
+from etf_plugin.utils.dist import fall_back_to_gloo, init_dist_without_gpu
 
 
 def add_common_args(parser):
@@ -74,3 +78,30 @@ def finish(cfg, args):
         fall_back_to_gloo(cfg)
         init_dist_without_gpu(args.launcher, cfg.env_cfg.dist_cfg)
     return cfg
+
+
+@contextmanager
+def exit_at_once_if_distributed():
+    """On an exception in a distributed run, print it and end the process
+    at once (exit status 1) instead of through the interpreter's normal
+    shutdown.
+
+    After a failed collective (e.g. one that timed out on a frozen rank,
+    ``env_cfg.dist_cfg.timeout``) the process group is unusable, and tearing
+    it down, the dataloader workers and the rest takes several more seconds
+    that only delay the launcher, which stops the other ranks when this one
+    ends. Log handlers are flushed first. Outside a distributed run the
+    exception propagates as usual.
+    """
+    try:
+        yield
+    except BaseException:
+        import torch.distributed as torch_dist
+        if not (torch_dist.is_available() and torch_dist.is_initialized()
+                and torch_dist.get_world_size() > 1):
+            raise
+        traceback.print_exc()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)

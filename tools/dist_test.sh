@@ -4,7 +4,8 @@
 # Environment: NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR
 # (127.0.0.1), PYTHON (python), as for tools/dist_train.sh. Without GPUs
 # tools/test.py uses the gloo backend. If any process fails, torchrun stops
-# the others and this script exits non-zero.
+# the others and this script exits non-zero; a hung or frozen process ends
+# the job after env_cfg.dist_cfg.timeout seconds (see tools/dist_train.sh).
 set -euo pipefail
 
 if [ $# -lt 3 ]; then
@@ -27,7 +28,7 @@ PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
     --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" \
     --master_port="$PORT" \
-    "$(dirname "$0")/test.py" \
+    "$(dirname "$0")/dist_worker.py" "$(dirname "$0")/test.py" \
     "$CONFIG" \
     "$CHECKPOINT" \
     --launcher pytorch "${@:4}"

@@ -6,7 +6,13 @@
 # for several nodes run the same command on each with NNODES, its NODE_RANK
 # and the first node's MASTER_ADDR and PORT. Without GPUs tools/train.py uses
 # the gloo backend, so GPUS CPU processes run. If any process fails, torchrun
-# stops the others and this script exits non-zero.
+# stops the others and this script exits non-zero. A process that hangs (or
+# is frozen) makes the others' next collective fail after
+# env_cfg.dist_cfg.timeout seconds (1800 in our configs; e.g.
+# --cfg-options env_cfg.dist_cfg.timeout=300), which ends the job the same
+# way. Each process runs under tools/dist_worker.py, which wakes a stopped
+# process (SIGCONT) when torchrun stops it, so the job ends within the
+# timeout instead of after torchrun's extra 30 s.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -28,6 +34,6 @@ PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
     --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" \
     --master_port="$PORT" \
-    "$(dirname "$0")/train.py" \
+    "$(dirname "$0")/dist_worker.py" "$(dirname "$0")/train.py" \
     "$CONFIG" \
     --launcher pytorch "${@:3}"

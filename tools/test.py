@@ -3,7 +3,12 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]
         [--out FILE [--out-item {metrics,pred}]] [--amp] [--tta]
-        [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--heldout N] [--cfg-options k=v ...]
+        [--launcher {none,pytorch,slurm,mpi}]
+
+``--heldout N`` evaluates, instead of the test set, N images per class of
+the training split that the long-tailed training subset left out: where
+knobs (τ, a post-hoc scale) are chosen without touching the test split.
 
 It also imports etf_plugin and, for distributed runs without a GPU, switches
 the backend to gloo.
@@ -19,6 +24,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import etf_plugin  # noqa: F401  (registers the plugin's modules)
+from etf_plugin.datasets import heldout_dataset_cfg, innermost_dataset_cfg
 from common import (add_common_args, finish, parse, set_dataloader_defaults,
                     set_work_dir)
 
@@ -39,8 +45,17 @@ def parse_args():
         action='store_true',
         help='test-time augmentation: the config\'s tta_model/tta_pipeline, '
         'or flip TTA averaging the class scores')
+    parser.add_argument(
+        '--heldout',
+        type=int,
+        metavar='N',
+        help='evaluate on N held-out images per class of the training split '
+        '(those the LongTailDataset training subset does not keep) instead '
+        'of the test set')
     add_common_args(parser)
     args = parse(parser)
+    if args.heldout is not None and args.heldout < 1:
+        parser.error('--heldout must be a positive number of images')
     if args.out is None and args.out_item is not None:
         parser.error('--out-item needs --out')
     return args
@@ -66,8 +81,16 @@ def merge_args(cfg, args):
                 ], [test_pipeline[-1]]])
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg = finish(cfg, args)
+    if args.heldout is not None:
+        # After --cfg-options, so the held-out part follows the training
+        # set the user asked for.
+        test_pipeline = innermost_dataset_cfg(
+            cfg.test_dataloader.dataset).get('pipeline')
+        cfg.test_dataloader.dataset = heldout_dataset_cfg(
+            cfg.train_dataloader.dataset, args.heldout, test_pipeline)
     set_dataloader_defaults(cfg, args, ('test_dataloader', ))
-    return finish(cfg, args)
+    return cfg
 
 
 def main():

@@ -5,7 +5,8 @@
         [--launcher {none,pytorch,slurm,mpi}]
 
 It also imports etf_plugin and, for distributed runs without a GPU, switches
-the backend to gloo.
+the backend to gloo. A work dir that holds checkpoints is refused unless the
+run resumes (--resume), rather than overwriting part of an earlier run.
 """
 import argparse
 
@@ -14,8 +15,10 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import etf_plugin  # noqa: F401  (registers the plugin's modules)
-from common import (add_common_args, finish, parse, set_dataloader_defaults,
-                    set_work_dir)
+from etf_plugin.engine.hooks.atomic_checkpoint_hook import \
+    check_work_dir_is_new
+from common import (add_common_args, exit_at_once_if_distributed, finish,
+                    parse, set_dataloader_defaults, set_work_dir)
 
 
 def parse_args():
@@ -40,9 +43,11 @@ def parse_args():
         help='scale the learning rate by the actual total batch size over '
         'auto_scale_lr.base_batch_size')
     parser.add_argument(
-        '--no-persistent-workers',
+        '--persistent-workers',
         action='store_true',
-        help='disable persistent_workers in the dataloaders')
+        help='keep the dataloader workers alive between epochs (faster '
+        'epoch starts, but a resumed run no longer repeats the '
+        'augmentations of an uninterrupted one)')
     add_common_args(parser)
     return parse(parser)
 
@@ -68,16 +73,20 @@ def merge_args(cfg, args):
     set_dataloader_defaults(
         cfg,
         args, ('train_dataloader', 'val_dataloader', 'test_dataloader'),
-        persistent_workers=not args.no_persistent_workers)
+        persistent_workers=args.persistent_workers)
     return finish(cfg, args)
 
 
 def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
-    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
-              Runner.from_cfg(cfg))
-    runner.train()
+    # Before anything is written there (AtomicCheckpointHook checks again,
+    # for MMPretrain's own tools/train.py).
+    check_work_dir_is_new(cfg.work_dir, resuming=cfg.get('resume', False))
+    with exit_at_once_if_distributed():
+        runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
+                  Runner.from_cfg(cfg))
+        runner.train()
 
 
 if __name__ == '__main__':

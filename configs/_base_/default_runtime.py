@@ -1,44 +1,62 @@
-# Shared runtime of every etf_plugin config. `custom_imports` registers the
-# plugin and `default_scope` selects MMPretrain's registries, so MMPretrain's
-# own tools/train.py and tools/test.py (and `mim train mmpretrain`) run these
-# configs unchanged.
+# Shared runtime of every etf_plugin config, on top of MMPretrain's own.
+# `custom_imports` registers the plugin and `default_scope` (from MMPretrain's
+# runtime) selects MMPretrain's registries, so MMPretrain's own
+# tools/train.py and tools/test.py (and `mim train mmpretrain`) run these
+# configs unchanged as well as ours.
+_base_ = ['mmpretrain::_base_/default_runtime.py']
+
 custom_imports = dict(imports=['etf_plugin'], allow_failed_imports=False)
-default_scope = 'mmpretrain'
 
+# AtomicCheckpointHook: MMEngine's CheckpointHook, but a save killed midway
+# never loses the last good checkpoint (temporary file + fsync + rename, old
+# checkpoints deleted after the new one is complete), each checkpoint gets a
+# .sha256 sidecar that every load verifies, training a new run into a work
+# dir with checkpoints is refused, and so is a resume whose schedule changed
+# (see docs/robustness.md).
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=100),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='VisualizationHook', enable=False),
-)
+    checkpoint=dict(type='AtomicCheckpointHook', max_keep_ckpts=3))
 
-# Distributed runs (both hooks are no-ops in a single process): every rank
-# must classify with the same fixed ETF, checked once the checkpoint is
-# loaded; and every rank evaluates rank 0's BatchNorm statistics, so
-# validation, NeuralCollapseHook and the saved checkpoint agree. A config that
-# sets its own custom_hooks replaces this list: keep these entries.
+# - ClassCountsHook: the one source of the training samples per class. It
+#   reads them from the training set the runner uses (so a command-line
+#   change of the training set reaches every consumer), hands them to the
+#   logit-adjusted loss and head, LongTailAccuracy and NeuralCollapseHook,
+#   and saves them in every checkpoint for testing.
+# - EpochSeedHook: every epoch starts from random states given by (seed,
+#   epoch), so a resumed run repeats the uninterrupted one exactly.
+# - ETFConsistencyHook, BroadcastBuffersHook (no-ops in one process): every
+#   rank must classify with the same fixed ETF, checked once the checkpoint
+#   is loaded; and every rank evaluates rank 0's BatchNorm statistics, so
+#   validation, NeuralCollapseHook and the saved checkpoint agree.
+# - RunSummaryHook: the final metrics and where the checkpoint and logs are,
+#   in a few lines at the end of the run.
+# A config that sets its own custom_hooks replaces this list: append to
+# _base_.custom_hooks instead.
 custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='EpochSeedHook'),
     dict(type='ETFConsistencyHook'),
     dict(type='BroadcastBuffersHook'),
+    dict(type='RunSummaryHook'),
 ]
 
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    # tools/train.py and tools/test.py of this repo switch to gloo when no
-    # GPU is visible, so the same configs also run distributed on CPU.
-    dist_cfg=dict(backend='nccl'),
-)
+# tools/train.py and tools/test.py of this repo switch to gloo when no GPU is
+# visible, so the same configs also run distributed on CPU.
+# dist_cfg.timeout (seconds): a collective that waits longer for a rank (a
+# frozen or stalled process) fails, and the job ends non-zero instead of
+# hanging. 1800 s is PyTorch's default for gloo; set it per run with
+# --cfg-options env_cfg.dist_cfg.timeout=SECONDS (docs/robustness.md).
+env_cfg = dict(dist_cfg=dict(backend='nccl', timeout=1800))
 
-vis_backends = [
-    dict(type='LocalVisBackend'),
-    dict(type='TensorboardVisBackend'),
-]
-visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+# TensorBoard scalars and figures when the `tensorboard` extra is installed
+# (pip install etf_plugin[tensorboard]); the JSON/PNG backend always.
+from importlib.util import find_spec as _find_spec  # noqa: E402
 
-log_level = 'INFO'
-load_from = None
-resume = False
+vis_backends = [dict(type='LocalVisBackend')]
+if _find_spec('tensorboard') is not None:
+    vis_backends.append(dict(type='TensorboardVisBackend'))
+# _delete_: no `_scope_` from the mmpretrain:: base, which tools that build
+# the visualizer by hand (browse_dataset.py) would pass on as an argument.
+visualizer = dict(
+    _delete_=True, type='UniversalVisualizer', vis_backends=vis_backends)
+
 randomness = dict(seed=0, deterministic=False)

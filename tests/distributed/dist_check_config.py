@@ -30,7 +30,6 @@ test_evaluator = [
     dict(
         type='LongTailAccuracy',
         topk=(1, 5),
-        train_dataset=_base_.train_dataloader.dataset,
         many_thr=50,
         few_thr=10,
         per_class=True),

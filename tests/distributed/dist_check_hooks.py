@@ -96,5 +96,9 @@ class NeuralCollapseAtTestHook(Hook):
     def __init__(self, **kwargs):
         self.nc_hook = NeuralCollapseHook(**kwargs)
 
+    def set_class_counts(self, counts):
+        # ClassCountsHook hands the checkpoint's counts to the hooks it finds
+        self.nc_hook.set_class_counts(counts)
+
     def after_test_epoch(self, runner, metrics=None):
         self.nc_hook.measure(runner, epoch=0)

@@ -1,4 +1,4 @@
-"""etf_plugin.compat's CPU fallback for distributed runs: the config edits
+"""etf_plugin.utils.dist's CPU fallback for distributed runs: the config edits
 and the process-group set-up that replace mmengine's CUDA-only steps."""
 import os
 
@@ -7,7 +7,7 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 
-from etf_plugin.compat import fall_back_to_gloo, init_dist_without_gpu
+from etf_plugin.utils.dist import fall_back_to_gloo, init_dist_without_gpu
 from ports import free_port
 
 pytestmark = pytest.mark.skipif(

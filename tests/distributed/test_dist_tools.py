@@ -204,7 +204,7 @@ def test_dist_train_ranks_agree(trained):
     assert rank0['lr'] == rank1['lr'] == pytest.approx(0.1)
     assert 'Scaling the original LR by 2.0' in output
     # the ETF, checked by ETFConsistencyHook and by us
-    assert 'ETFConsistencyHook: head.etf_vectors (10, 64) bit-identical ' \
+    assert 'ETFConsistencyHook: head.classifier.etf_vectors (10, 64) bit-identical ' \
         'on all 2 ranks.' in output
     assert rank0['etf'] == rank1['etf'] == simplex_etf(10, 64).tolist()
     assert rank0['norm_layers'] == ['BatchNorm1d', 'BatchNorm2d']
@@ -214,7 +214,7 @@ def test_dist_train_ranks_agree(trained):
     assert [r['epoch'] for r in records] == [2]
     checkpoint = torch.load(osp.join(work_dir, 'epoch_2.pth'))
     assert checkpoint['meta']['epoch'] == 2
-    assert torch.equal(checkpoint['state_dict']['head.etf_vectors'],
+    assert torch.equal(checkpoint['state_dict']['head.classifier.etf_vectors'],
                        simplex_etf(10, 64))
 
 
@@ -273,7 +273,7 @@ def test_two_nodes_stop_on_a_mismatched_etf(trained, tmp_path):
     ])
     for status, output in nodes:
         assert status != 0
-        assert 'ValueError: head.etf_vectors is not bit-identical on all ' \
+        assert 'ValueError: head.classifier.etf_vectors is not bit-identical on all ' \
             'distributed ranks; largest absolute difference from rank 0 on ' \
             'rank 1:' in output, output[-5000:]
     outputs = [output for _, output in nodes]
@@ -381,7 +381,7 @@ def test_crashed_rank_ends_the_job(tmp_path):
 
 def test_sync_bn_converts_our_models():
     """cfg.sync_bn='torch' is the route to SyncBN for every config here:
-    ResNet32_CIFAR builds nn.BatchNorm2d directly (no norm_cfg to edit), and
+    CifarResNet builds nn.BatchNorm2d directly (no norm_cfg to edit), and
     the function Runner.wrap_model calls for it converts those layers and
     ETFHead's BatchNorm1d."""
     from mmengine.config import Config

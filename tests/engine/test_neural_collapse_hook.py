@@ -14,7 +14,7 @@ from mmengine.runner import Runner
 
 import etf_plugin  # noqa: F401  (registers the plugin's modules)
 from etf_plugin.engine.hooks import NeuralCollapseHook
-from etf_plugin.engine.hooks.neural_collapse_hook import SubsetSampler
+from etf_plugin.datasets import SubsetSampler
 from etf_plugin.functional import neural_collapse_metrics
 from etf_plugin.visualization import load_nc_records
 
@@ -51,7 +51,7 @@ def make_cfg(work_dir, head, max_epochs=2, **hook_args):
                 data_preprocessor=dict(
                     num_classes=10, mean=[78.1], std=[96.2], to_rgb=False),
                 backbone=dict(
-                    type='ResNet32_CIFAR',
+                    type='CifarResNet',
                     depth=8,
                     base_channels=4,
                     in_channels=1),
@@ -76,7 +76,10 @@ def make_cfg(work_dir, head, max_epochs=2, **hook_args):
             train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
             optim_wrapper=dict(
                 optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
-            custom_hooks=[dict(type='NeuralCollapseHook', **hook_args)],
+            custom_hooks=[
+                dict(type='ClassCountsHook'),
+                dict(type='NeuralCollapseHook', **hook_args)
+            ],
             default_hooks=dict(logger=dict(type='LoggerHook', interval=5)),
             visualizer=dict(
                 type='UniversalVisualizer',
@@ -151,7 +154,7 @@ def test_hook_logs_saves_and_plots(tmp_path, head):
     # Exactly what the pure function gives on the same features: no sample
     # lost or repeated, test pipeline, eval mode, the head's classifier.
     counts = np.bincount(
-        etf_plugin.datasets.long_tail.read_gt_labels(
+        etf_plugin.datasets.read_gt_labels(
             runner.train_dataloader.dataset),
         minlength=10)
     expected = direct_metrics(runner, counts)
@@ -190,14 +193,14 @@ def test_measure_restores_mode_keeps_bn_and_appends(tmp_path):
         make_cfg(str(tmp_path), ETF_HEAD, max_epochs=1, max_samples=100))
     runner.train()
     model = runner.model
-    running_mean = model.head.bn.running_mean.clone()
+    running_mean = model.head.classifier.bn.running_mean.clone()
 
     # A resumed run gets a new hook instance: it appends, never overwrites.
     hook = NeuralCollapseHook(max_samples=100)
     model.train()
     metrics = hook.measure(runner, epoch=1)
     assert model.training
-    assert torch.equal(model.head.bn.running_mean, running_mean)
+    assert torch.equal(model.head.classifier.bn.running_mean, running_mean)
     assert metrics['num_samples'] == 100
     model.eval()
     hook._last_iter = None
@@ -252,3 +255,102 @@ def test_plot_nc_tool_overlays_runs(tmp_path):
         capture_output=True, text=True, timeout=120)
     assert missing.returncode != 0
     assert 'NeuralCollapseHook' in missing.stderr
+
+
+@pytest.mark.slow
+def test_stages_put_heads_on_the_same_representation(tmp_path):
+    results = {}
+    for head in (LINEAR_HEAD, ETF_HEAD):
+        for stage in ('pre_logits', 'unnormalized', 'normalized'):
+            work_dir = tmp_path / f'{head["type"]}_{stage}'
+            runner = Runner.from_cfg(
+                make_cfg(str(work_dir), head, max_epochs=1, stage=stage,
+                         nc4=False, plot_file=None))
+            runner.train()
+            results[head['type'], stage] = load_nc_records(
+                str(work_dir / 'nc_metrics.json'))[-1]
+    for (head, stage), record in results.items():
+        assert record['stage'] == stage
+        # classifier metrics only where the classifier sees the features
+        assert ('nc3' in record) == (stage == 'pre_logits'), (head, stage)
+    # LinearClsHead classifies the pooled feature itself
+    assert results['LinearClsHead', 'pre_logits']['nc1'] == pytest.approx(
+        results['LinearClsHead', 'unnormalized']['nc1'])
+    # ETFHead classifies the normalised feature
+    assert results['ETFHead', 'pre_logits']['nc1'] == pytest.approx(
+        results['ETFHead', 'normalized']['nc1'], rel=1e-5)
+    assert results['ETFHead', 'unnormalized']['nc1'] != pytest.approx(
+        results['ETFHead', 'normalized']['nc1'], rel=1e-3)
+
+
+def test_records_file_survives_a_torn_line_and_runs_do_not_mix(tmp_path):
+    from mmengine.logging import MMLogger
+    from etf_plugin.visualization import save_nc_records
+    json_file = tmp_path / 'nc_metrics.json'
+    save_nc_records(str(json_file), [dict(epoch=1, iter=10, nc1=0.5),
+                                     dict(epoch=2, iter=20, nc1=0.4)])
+    with open(json_file, 'a') as f:  # a crash in the middle of a write
+        f.write('{"epoch": 3, "iter": 30, "nc')
+    with pytest.warns(UserWarning, match='torn'):
+        records = load_nc_records(str(json_file))
+    assert [r['iter'] for r in records] == [10, 20]
+
+    class FakeRunner:
+        work_dir = str(tmp_path)
+        logger = MMLogger.get_instance(f'nc_{uuid.uuid4().hex}')
+
+    hook = NeuralCollapseHook()
+    resumed = FakeRunner()
+    resumed.iter = 10  # resumed from the checkpoint of iteration 10
+    with pytest.warns(UserWarning, match='torn'):
+        hook.before_train(resumed)
+    assert [r['iter'] for r in load_nc_records(str(json_file))] == [10]
+    assert 'nc' in json_file.read_text() and '"iter": 30' not in \
+        json_file.read_text()  # repaired: the torn line is gone
+    fresh = FakeRunner()
+    fresh.iter = 0  # a new run in the same work dir
+    hook.before_train(fresh)
+    assert not json_file.exists()
+    assert (tmp_path / 'nc_metrics.json.old').exists()
+
+
+@pytest.mark.slow
+def test_figure_reaches_the_visualizer_and_logs_hold_no_bar(tmp_path, capfd):
+    from mmengine.visualization import Visualizer
+    runner = Runner.from_cfg(
+        make_cfg(str(tmp_path), ETF_HEAD, max_epochs=1, nc4=False))
+    images = []
+    original = Visualizer.add_image
+
+    def record(self, name, image, step=0):
+        images.append((name, image.shape, image.dtype))
+        return original(self, name, image, step)
+
+    Visualizer.add_image = record
+    try:
+        runner.train()
+    finally:
+        Visualizer.add_image = original
+    assert images and images[0][0] == 'nc_curves'
+    assert images[0][1][2] == 3 and images[0][2] == np.uint8
+    log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
+    out, err = capfd.readouterr()
+    for text in (log, out, err):  # stdout is not a terminal here
+        assert '[>' not in text and '\r' not in text
+
+
+def test_a_figure_that_fails_to_draw_only_warns(tmp_path, monkeypatch):
+    """The records are the result; a broken figure must not end training."""
+    import etf_plugin.engine.hooks.neural_collapse_hook as nc_hook_module
+
+    def broken_figure(*args, **kwargs):
+        raise RuntimeError('no fonts here')
+
+    monkeypatch.setattr(nc_hook_module, 'nc_curves_figure', broken_figure)
+    runner = Runner.from_cfg(
+        make_cfg(str(tmp_path), ETF_HEAD, max_epochs=1, nc4=False))
+    runner.train()
+    assert load_nc_records(str(tmp_path / 'nc_metrics.json'))
+    assert not (tmp_path / 'nc_curves.png').exists()
+    log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
+    assert 'the NC figure was not drawn' in log and 'no fonts here' in log

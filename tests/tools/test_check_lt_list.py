@@ -69,3 +69,62 @@ def test_warnings_alone_do_not_fail(data_root, capsys):
         [str(list_file), '--data-root', str(root), '--num-classes', '3'])
     assert rc == 0
     assert 'duplicate path train/c0/0.jpg' in capsys.readouterr().err
+
+
+def run(tool, root, text, *extra):
+    list_file = root / 'list.txt'
+    if isinstance(text, bytes):
+        list_file.write_bytes(text)
+    else:
+        list_file.write_text(text)
+    return tool.main([str(list_file), '--data-root', str(root), *extra])
+
+
+@pytest.mark.parametrize('text', ['', '\n'])
+def test_empty_list_fails(tmp_path, capsys, text):
+    rc = run(load_tool(TOOL), tmp_path, text)
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert 'no image in' in err and 'CustomDataset would refuse it' in err
+
+
+def test_path_with_two_labels_fails(data_root, capsys):
+    root, lines = data_root
+    # line 1 is 'train/c0/0.jpg 0'; the same image again as class 2
+    rc = run(load_tool(TOOL), root, '\n'.join(lines + ['train/c0/0.jpg 2']),
+             '--num-classes', '3')
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert ('error: line 1: train/c0/0.jpg is listed with different labels: '
+            f'line 1 (label 0), line {len(lines) + 1} (label 2)') in err
+    assert 'duplicate path' not in err  # an error, not just the warning
+
+
+def test_bom_is_not_part_of_the_first_path(data_root, capsys):
+    root, lines = data_root
+    text = ('\n'.join(lines) + '\n').encode('utf-8-sig')
+    rc = run(load_tool(TOOL), root, text, '--num-classes', '3')
+    out, err = capsys.readouterr()
+    # the first image is found (no '\ufefftrain/c0/0.jpg'), all 153 count
+    assert 'missing file' not in err and '\ufeff' not in err
+    assert '153 images with a valid label' in out
+    # ... but the mark itself is an error: CustomDataset would keep it
+    assert rc == 1
+    assert 'error: line 1: the file starts with a UTF-8 byte-order mark' in err
+
+
+def test_missing_file_names_its_line(data_root, capsys):
+    root, lines = data_root
+    lines.insert(4, 'train/c1/missing.jpg 1')
+    rc = run(load_tool(TOOL), root, '\n'.join(lines), '--num-classes', '3')
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert 'error: line 5: missing file ' in err and 'missing.jpg' in err
+
+
+def test_non_utf8_line_names_its_line(data_root, capsys):
+    root, lines = data_root
+    text = ('\n'.join(lines[:2]) + '\n').encode() + b'train/\xff.jpg 0\n'
+    rc = run(load_tool(TOOL), root, text, '--num-classes', '3')
+    assert rc == 1
+    assert 'error: line 3: not UTF-8' in capsys.readouterr().err

@@ -32,13 +32,15 @@ def test_train_resume_and_test(tmp_path):
     ckpt2 = torch.load(osp.join(work_dir, 'epoch_2.pth'))  # weights_only
     assert ckpt2['meta']['epoch'] == 2
 
+    # a longer schedule than the checkpoint's is refused unless asked for
     log = run_tool('train.py', CONFIG, '--work-dir', work_dir, '--resume',
-                   '--cfg-options', 'train_cfg.max_epochs=3')
+                   '--cfg-options', 'train_cfg.max_epochs=3',
+                   'default_hooks.checkpoint.check_resumed_schedule=False')
     assert 'resumed epoch: 2' in log
     ckpt3 = torch.load(osp.join(work_dir, 'epoch_3.pth'))
     assert ckpt3['meta']['epoch'] == 3
-    etf = ckpt3['state_dict']['head.etf_vectors']
-    assert torch.equal(etf, ckpt2['state_dict']['head.etf_vectors'])
+    etf = ckpt3['state_dict']['head.classifier.etf_vectors']
+    assert torch.equal(etf, ckpt2['state_dict']['head.classifier.etf_vectors'])
     assert torch.equal(etf, simplex_etf(10, 64, seed=0))
     # the backbone did train between the two checkpoints
     assert not torch.equal(ckpt3['state_dict']['backbone.stem.0.weight'],

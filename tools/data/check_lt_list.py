@@ -5,18 +5,22 @@ The list format is the one MMPretrain's ``CustomDataset`` / ``ImageNet``
 read with ``ann_file``: each line split on its *last* space into a path
 (joined to ``data_root`` / ``data_prefix``) and an integer label.
 
-Errors (exit status 1): unreadable or blank lines, non-integer or negative
-labels, labels >= ``--num-classes``, missing image files, absolute paths
-(they would silently ignore ``data_root``). Warnings: duplicate paths,
-classes in ``[0, K)`` with no line.
+Errors (exit status 1), each with its line number: an empty list (no
+image at all), unreadable or blank lines, lines that are not UTF-8, a UTF-8
+byte-order mark (``CustomDataset`` reads it as part of the first path),
+non-integer or negative labels, labels >= ``--num-classes``, missing image
+files, absolute paths (they would silently ignore ``data_root``), and a path
+listed with two different labels. Warnings: a path listed twice with the
+same label, classes in ``[0, K)`` with no line.
 
     python tools/data/check_lt_list.py data/imagenet/ImageNet_LT_train.txt \\
         --data-root data/imagenet --num-classes 1000
 """
 import argparse
+import codecs
 import os.path as osp
 import sys
-from collections import Counter
+from collections import defaultdict
 
 import numpy as np
 
@@ -52,52 +56,97 @@ def parse_args(argv=None):
 
 
 def parse_list(list_file):
-    """Return ``(num_lines, paths, labels, errors)``, errors as
-    ``(line_no, message)``."""
+    """Return ``(num_lines, paths, labels, line_numbers, errors)``, errors
+    as ``(line_no, message)``.
+
+    The file is read as MMPretrain's ``CustomDataset`` reads it (UTF-8, one
+    sample per line, split on the last space), except that a byte-order mark
+    is reported and left out of the first path rather than made part of it.
+    """
     num_lines = 0
-    paths, labels, errors = [], [], []
-    with open(list_file) as f:
-        for line_no, line in enumerate(f, start=1):
-            num_lines = line_no
-            line = line.rstrip('\n\r')
-            if not line.strip():
-                errors.append((line_no, 'blank line (CustomDataset cannot '
-                               'parse it)'))
-                continue
-            parts = line.strip().rsplit(' ', 1)
-            if len(parts) != 2:
-                errors.append((line_no, f'no label: {line!r}'))
-                continue
-            path, label = parts
-            try:
-                label = int(label)
-            except ValueError:
-                errors.append((line_no, f'label is not an integer: {line!r}'))
-                continue
-            if label < 0:
-                errors.append((line_no, f'negative label: {line!r}'))
-                continue
-            if osp.isabs(path):
-                errors.append((line_no, f'absolute path {path!r}: it would '
-                               f'ignore data_root; make it relative'))
-                continue
-            paths.append(path)
-            labels.append(label)
-    return num_lines, paths, labels, errors
+    paths, labels, line_numbers, errors = [], [], [], []
+    with open(list_file, 'rb') as f:
+        raw_lines = f.read().splitlines()
+    for line_no, raw in enumerate(raw_lines, start=1):
+        num_lines = line_no
+        if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+            errors.append((line_no, 'the file starts with a UTF-8 byte-order '
+                           'mark, which CustomDataset reads as part of the '
+                           'first path; save the list without it (e.g. '
+                           "sed -i '1s/^\\xEF\\xBB\\xBF//' LIST)"))
+        try:
+            line = raw.decode('utf-8')
+        except UnicodeDecodeError as error:
+            errors.append((line_no, f'not UTF-8 ({error.reason} at byte '
+                           f'{error.start}): {raw!r}'))
+            continue
+        if not line.strip():
+            errors.append((line_no, 'blank line (CustomDataset cannot '
+                           'parse it)'))
+            continue
+        parts = line.strip().rsplit(' ', 1)
+        if len(parts) != 2:
+            errors.append((line_no, f'no label: {line!r}'))
+            continue
+        path, label = parts
+        try:
+            label = int(label)
+        except ValueError:
+            errors.append((line_no, f'label is not an integer: {line!r}'))
+            continue
+        if label < 0:
+            errors.append((line_no, f'negative label: {line!r}'))
+            continue
+        if osp.isabs(path):
+            errors.append((line_no, f'absolute path {path!r}: it would '
+                           f'ignore data_root; make it relative'))
+            continue
+        paths.append(path)
+        labels.append(label)
+        line_numbers.append(line_no)
+    return num_lines, paths, labels, line_numbers, errors
+
+
+def check_duplicates(paths, labels, line_numbers):
+    """``(errors, warnings)`` for paths listed more than once: an error when
+    the lines give different labels (the image would count for two
+    classes), a warning when they agree."""
+    lines_of = defaultdict(list)
+    for path, label, line_no in zip(paths, labels, line_numbers):
+        lines_of[path].append((line_no, label))
+    errors, warnings = [], []
+    for path, entries in lines_of.items():
+        if len(entries) < 2:
+            continue
+        where = ', '.join(f'line {n} (label {lab})' for n, lab in entries)
+        if len({lab for _, lab in entries}) > 1:
+            errors.append((entries[0][0], f'{path} is listed with different '
+                           f'labels: {where}; keep the right one'))
+        else:
+            warnings.append(f'duplicate path {path}: {where}')
+    return errors, warnings
 
 
 def main(argv=None):
     args = parse_args(argv)
-    num_lines, paths, labels, errors = parse_list(args.list_file)
+    num_lines, paths, labels, line_numbers, errors = parse_list(
+        args.list_file)
+    if not paths:
+        errors.append((None, f'no image in {args.list_file} '
+                       f'({num_lines} lines): the list is empty or no line '
+                       f'parses, and CustomDataset would refuse it'))
+    duplicate_errors, warnings = check_duplicates(paths, labels,
+                                                  line_numbers)
+    errors += duplicate_errors
     labels = np.asarray(labels, dtype=np.int64)
-    warnings = []
 
     num_classes = args.num_classes
     if num_classes is None:
         num_classes = int(labels.max()) + 1 if len(labels) else 0
     out_of_range = np.flatnonzero(labels >= num_classes)
     for i in out_of_range:
-        errors.append((None, f'{paths[i]}: label {labels[i]} >= '
+        errors.append((line_numbers[i], f'{paths[i]}: label {labels[i]} >= '
                        f'--num-classes {num_classes}'))
     in_range = labels[labels < num_classes]
 
@@ -106,14 +155,10 @@ def main(argv=None):
         if not osp.isdir(image_dir):
             errors.append((None, f'data root {image_dir} is not a folder'))
         else:
-            missing = [p for p in paths if not osp.isfile(
-                osp.join(image_dir, p))]
-            for p in missing:
-                errors.append((None, f'missing file {osp.join(image_dir, p)}'))
-
-    duplicates = [p for p, n in Counter(paths).items() if n > 1]
-    for p in duplicates:
-        warnings.append(f'duplicate path {p}')
+            for path, line_no in zip(paths, line_numbers):
+                if not osp.isfile(osp.join(image_dir, path)):
+                    errors.append((line_no, 'missing file '
+                                   f'{osp.join(image_dir, path)}'))
 
     counts = class_sizes(in_range, num_classes)
     empty = np.flatnonzero(counts == 0)
@@ -139,6 +184,7 @@ def main(argv=None):
         print(f'{name:<8}{bounds[name]:>14}{len(members):>10}'
               f'{int(counts[members].sum()):>10}')
 
+    errors.sort(key=lambda item: (item[0] is not None, item[0] or 0))
     for kind, items in (('warning', warnings), ('error', errors)):
         if items:
             print(f'{len(items)} {kind}(s):', file=sys.stderr)

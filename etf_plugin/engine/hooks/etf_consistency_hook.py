@@ -2,10 +2,9 @@
 distributed rank."""
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
-from etf_plugin.utils import check_same_on_all_ranks
+from etf_plugin.utils import check_same_on_all_ranks, unwrap_model
 
 
 @HOOKS.register_module()
@@ -63,8 +62,7 @@ class ETFConsistencyHook(Hook):
         """
         if get_world_size() == 1:
             return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         # Every rank builds the model from the same config, so the buffers
         # come in the same order and the collectives pair up.
         names = []

@@ -8,6 +8,8 @@ from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS
 from torch import nn
 
+from etf_plugin.utils import unwrap_model
+
 
 @HOOKS.register_module()
 class FreezeModulesHook(Hook):
@@ -91,9 +93,7 @@ class FreezeModulesHook(Hook):
     @staticmethod
     def _get(runner: Runner, names: Sequence[str]) -> List[nn.Module]:
         """The submodules of the (unwrapped) model with these names."""
-        model = runner.model
-        if is_model_wrapper(model):
-            model = model.module
+        model = unwrap_model(runner.model)
         modules = []
         for name in names:
             try:

@@ -1,41 +1,56 @@
 """Measure neural collapse during training and log, save and plot it."""
 import copy
-import json
+import os
 import os.path as osp
+import sys
+import time
 import warnings
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
-import numpy as np
 import torch
 from mmengine.dist import all_reduce, get_dist_info, is_main_process
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import DATASETS
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 from mmpretrain.registry import HOOKS
-from torch import nn
-from torch.utils.data import Sampler
 
-from etf_plugin.datasets.long_tail import read_gt_labels
+from etf_plugin.datasets.class_counts import ClassCountsConsumer
+from etf_plugin.datasets.samplers import SubsetSampler
+from etf_plugin.datasets.utils import innermost_dataset_cfg
 from etf_plugin.functional import NCAccumulator
-from etf_plugin.visualization import load_nc_records, plot_nc_curves
+from etf_plugin.models.utils.features import (check_feature_stage,
+                                              extract_features)
+from etf_plugin.utils import classifier_of, unwrap_model
+from etf_plugin.visualization import (load_nc_records, nc_curves_figure,
+                                      save_nc_records)
 
 
 @HOOKS.register_module()
-class NeuralCollapseHook(Hook):
+class NeuralCollapseHook(ClassCountsConsumer, Hook):
     """Measure the neural-collapse metrics every few epochs.
 
     After every ``interval`` training epochs, and once at the end of training
     (the only measurement of an iteration-based run), the model runs in eval
     mode over a dataloader (by default the training set with the test
-    pipeline) and :class:`~etf_plugin.functional.NCAccumulator` gathers the
-    head's ``pre_logits`` features: the features the classifier sees (for
-    ``ETFHead``, after its BN and normalisation).
-    The classifier is ``head.etf_vectors`` (``ETFHead``) or ``head.fc``
-    (``LinearClsHead``), so an ETF + DR run and a cross-entropy baseline are
-    measured the same way. See :mod:`etf_plugin.functional.neural_collapse`
-    for every metric.
+    pipeline) and :class:`~etf_plugin.functional.NCAccumulator` gathers its
+    features at ``stage`` (see
+    :data:`~etf_plugin.models.utils.features.FEATURE_STAGES`):
+
+    - ``'pre_logits'`` (default): what the classifier sees (for ``ETFHead``,
+      after its BN and L2 normalisation; for ``LinearClsHead``, the pooled
+      feature);
+    - ``'unnormalized'``: the head's feature before any L2 normalisation;
+    - ``'normalized'``: that feature L2-normalised, for every head alike.
+
+    Compare methods with and without a normalising neck at ``'unnormalized'``
+    or ``'normalized'``: normalisation alone changes NC1. The classifier is
+    ``head.etf_vectors`` (``ETFHead``), ``head.class_weight()`` (a cosine
+    head) or ``head.fc`` (``LinearClsHead``); the classifier metrics are
+    reported at ``'pre_logits'`` only, where the features are the ones it
+    classifies. See :mod:`etf_plugin.functional.neural_collapse` for every
+    metric. The many/medium/few groups use the training counts handed over
+    by ``ClassCountsHook`` (``class_counts`` overrides them).
 
     NC4 compares each sample with the *final* class means, so it costs a
     second pass over the loader (``nc4=False`` skips it).
@@ -45,9 +60,14 @@ class NeuralCollapseHook(Hook):
     - logged as scalars ``nc/<metric>`` to the message hub, the runner's
       logger and the visualizer (so every vis backend, e.g. TensorBoard, has
       the curves; step = epoch, or iteration for iteration-based runs);
-    - appended as one JSON line to ``work_dir/nc_metrics.json`` (earlier
-      records, e.g. from before a resume, are kept);
-    - plotted with all earlier records into ``work_dir/nc_curves.png``.
+    - added as a record to ``work_dir/nc_metrics.json`` (one JSON object per
+      line, the file replaced atomically, so a crash never leaves half a
+      record; a torn line from an older writer is dropped with a warning).
+      A resumed run keeps the records up to its checkpoint; a fresh run in
+      the same work dir moves an old file aside to ``nc_metrics.json.old``
+      rather than mixing two runs' curves;
+    - plotted with all earlier records, to ``work_dir/nc_curves.png`` and to
+      the visualizer as the image ``nc_curves``.
 
     Distributed runs: every rank measures its share of the data and the
     statistics are summed with ``all_reduce``. The loader always gets a
@@ -60,13 +80,14 @@ class NeuralCollapseHook(Hook):
             sampler is replaced by a non-padding one. Defaults to the
             runner's ``train_dataloader`` with the pipeline of its
             ``test_dataloader`` (or ``val_dataloader``).
+        stage (str): Where the features are taken, see above. Defaults to
+            ``'pre_logits'``.
         max_samples (int, optional): Measure a fixed random subset of this
             many samples (the same every time). Defaults to all.
         nc4 (bool): Run the second pass for NC4. Defaults to True.
         class_counts (Sequence[int], optional): Training samples per class
-            for the many/medium/few-shot metrics. Defaults to the counts of
-            the runner's training set, which are wrong when a wrapper repeats
-            samples (e.g. ``ClassBalancedDataset``): pass them then.
+            for the many/medium/few-shot metrics, instead of the run's.
+        counts_file (str, optional): File with one count per line, instead.
         many_thr (float): Many-shot: more training samples than this.
             Defaults to 100.
         few_thr (float): Few-shot: fewer training samples than this.
@@ -75,7 +96,7 @@ class NeuralCollapseHook(Hook):
         out_file (str): JSON-lines file in the work dir. Defaults to
             ``'nc_metrics.json'``.
         plot_file (str, optional): PNG in the work dir; None disables the
-            plot. Defaults to ``'nc_curves.png'``.
+            plot (file and visualizer image). Defaults to ``'nc_curves.png'``.
     """
 
     priority = 'NORMAL'
@@ -83,9 +104,11 @@ class NeuralCollapseHook(Hook):
     def __init__(self,
                  interval: int = 1,
                  dataloader: Optional[dict] = None,
+                 stage: str = 'pre_logits',
                  max_samples: Optional[int] = None,
                  nc4: bool = True,
                  class_counts: Optional[Sequence[int]] = None,
+                 counts_file: Optional[str] = None,
                  many_thr: float = 100,
                  few_thr: float = 20,
                  seed: int = 0,
@@ -99,9 +122,9 @@ class NeuralCollapseHook(Hook):
                              f'{max_samples}.')
         self.interval = int(interval)
         self.dataloader_cfg = dataloader
+        self.stage = check_feature_stage(stage)
         self.max_samples = max_samples
         self.nc4 = nc4
-        self.class_counts = class_counts
         self.many_thr = many_thr
         self.few_thr = few_thr
         self.seed = seed
@@ -109,7 +132,23 @@ class NeuralCollapseHook(Hook):
         self.plot_file = plot_file
         self._dataloader = None
         self._last_iter = None
-        self._read_class_counts = False
+        self._init_class_counts(class_counts, counts_file)
+
+    def before_train(self, runner) -> None:
+        if not is_main_process():
+            return
+        json_file = osp.join(runner.work_dir, self.out_file)
+        if not osp.exists(json_file):
+            return
+        if runner.iter == 0:
+            os.replace(json_file, json_file + '.old')
+            runner.logger.warning(
+                f'NeuralCollapseHook: {json_file} is from an earlier run in '
+                f'this work dir; moved it to {self.out_file}.old.')
+        else:  # resumed: drop what the interrupted run measured after it
+            records = load_nc_records(json_file)
+            save_nc_records(json_file,
+                            [r for r in records if r['iter'] <= runner.iter])
 
     def after_train_epoch(self, runner) -> None:
         if self.every_n_epochs(runner, self.interval) or \
@@ -134,45 +173,39 @@ class NeuralCollapseHook(Hook):
         if runner.iter == self._last_iter:
             return None
         self._last_iter = runner.iter
-        model = _unwrap(runner.model)
+        model = unwrap_model(runner.model)
         loader = self._get_dataloader(runner)
         classifier, bias = classifier_of(model.head)
+        if self.stage != 'pre_logits':
+            classifier, bias = None, None
         was_training = model.training
         model.eval()  # BN running statistics must not move
+        start = time.time()
         try:
             with torch.no_grad():
-                accumulator = self._accumulate(model, loader,
+                accumulator = self._accumulate(runner, model, loader,
                                                model.head.num_classes,
                                                classifier)
                 if self.nc4 and classifier is not None:
-                    self._accumulate_ncc(model, loader, accumulator,
+                    self._accumulate_ncc(runner, model, loader, accumulator,
                                          classifier, bias)
         finally:
             model.train(was_training)
-        metrics = accumulator.compute(classifier,
-                                      self._get_class_counts(runner),
-                                      self.many_thr, self.few_thr)
-        self._log(runner, metrics, epoch)
+        counts = self.class_counts if self.has_class_counts else None
+        metrics = accumulator.compute(classifier, counts, self.many_thr,
+                                      self.few_thr)
+        self._log(runner, metrics, epoch, seconds=time.time() - start)
         return metrics
 
-    def _features(self, model,
-                  data_batch) -> Tuple[torch.Tensor, torch.Tensor]:
-        data = model.data_preprocessor(data_batch, False)
-        feats = model.extract_feat(data['inputs'], stage='pre_logits')
-        if isinstance(feats, (tuple, list)):
-            feats = feats[-1]
-        labels = torch.cat([s.gt_label for s in data['data_samples']])
-        return feats.flatten(1), labels
-
-    def _accumulate(self, model, loader, num_classes: int,
+    def _accumulate(self, runner, model, loader, num_classes: int,
                     classifier: Optional[torch.Tensor]) -> NCAccumulator:
         """First pass: class sums and second moment, summed over ranks."""
         accumulator = None
         if classifier is not None:
             accumulator = NCAccumulator(
                 num_classes, classifier.shape[1], device=classifier.device)
-        for data_batch in _progress(loader):
-            feats, labels = self._features(model, data_batch)
+        for data_batch in _progress(runner, loader, 'features'):
+            feats, labels = extract_features(model, data_batch, self.stage)
             if accumulator is None:
                 accumulator = NCAccumulator(
                     num_classes, feats.shape[1], device=feats.device)
@@ -189,17 +222,19 @@ class NeuralCollapseHook(Hook):
                     num_classes,
                     dim.item(),
                     device=next(model.parameters()).device)
-        accumulator.all_reduce()
+        for stat in accumulator.statistics():
+            all_reduce(stat, op='sum')
         return accumulator
 
-    def _accumulate_ncc(self, model, loader, accumulator: NCAccumulator,
-                        classifier: torch.Tensor,
+    def _accumulate_ncc(self, runner, model, loader,
+                        accumulator: NCAccumulator, classifier: torch.Tensor,
                         bias: Optional[torch.Tensor]) -> None:
         """Second pass: NC4 against the final, all-reduced class means."""
-        for data_batch in _progress(loader):
-            feats, _ = self._features(model, data_batch)
+        for data_batch in _progress(runner, loader, 'NC4'):
+            feats, _ = extract_features(model, data_batch, self.stage)
             accumulator.update_ncc(feats, classifier, bias)
-        accumulator.all_reduce_ncc()
+        for stat in accumulator.ncc_statistics():
+            all_reduce(stat, op='sum')
 
     def _get_dataloader(self, runner):
         if self._dataloader is not None:
@@ -231,112 +266,54 @@ class NeuralCollapseHook(Hook):
         self._dataloader = Runner.build_dataloader(cfg, seed=runner.seed)
         return self._dataloader
 
-    def _get_class_counts(self, runner) -> Optional[np.ndarray]:
-        """Training counts per class: given, or read once from the train
-        set's annotations."""
-        if self.class_counts is None and not self._read_class_counts:
-            self._read_class_counts = True
-            try:
-                labels = read_gt_labels(runner.train_dataloader.dataset)
-            except (TypeError, ValueError, AttributeError) as error:
-                warnings.warn(f'NeuralCollapseHook: no many/medium/few-shot '
-                              f'metrics, the training labels are unreadable '
-                              f'({error}). Pass class_counts=... to the hook.')
-            else:
-                self.class_counts = np.bincount(
-                    labels, minlength=_unwrap(runner.model).head.num_classes)
-        return self.class_counts
-
-    def _log(self, runner, metrics: dict, epoch: int) -> None:
+    def _log(self, runner, metrics: dict, epoch: int,
+             seconds: float) -> None:
         scalars = {
             f'nc/{key}': value
             for key, value in metrics.items() if isinstance(value, float)
         }
         for key, value in scalars.items():
             runner.message_hub.update_scalar(key, value)
-        step = epoch if runner.log_processor.by_epoch else runner.iter
+        by_epoch = runner.log_processor.by_epoch
+        step = epoch if by_epoch else runner.iter
         runner.visualizer.add_scalars(scalars, step=step)
         absent = metrics['absent_classes']
         runner.logger.info(
-            f'Neural collapse (epoch {epoch}, iter {runner.iter}, '
-            f'{metrics["num_samples"]} samples'
+            f'Neural collapse (epoch {epoch}, iter {runner.iter}, stage '
+            f'{self.stage}, {metrics["num_samples"]} samples in '
+            f'{seconds:.1f} s'
             + (f', absent classes {absent}' if absent else '') + '): ' +
             ', '.join(f'{key[3:]}: {value:.4g}'
                       for key, value in scalars.items()))
         if not is_main_process():
             return
-        record = dict(epoch=epoch, iter=runner.iter, **metrics)
+        record = dict(epoch=epoch, iter=runner.iter, stage=self.stage,
+                      **metrics)
         json_file = osp.join(runner.work_dir, self.out_file)
-        with open(json_file, 'a') as f:
-            f.write(json.dumps(record) + '\n')
-        if self.plot_file is not None:
-            plot_nc_curves({osp.basename(osp.normpath(runner.work_dir)):
-                            load_nc_records(json_file)},
-                           osp.join(runner.work_dir, self.plot_file),
-                           x_key='epoch' if runner.log_processor.by_epoch
-                           else 'iter')
-
-
-def classifier_of(
-    head: nn.Module
-) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-    """The classifier rows and bias of a head, if it has a known classifier.
-
-    Args:
-        head (nn.Module): ``ETFHead`` (buffer ``etf_vectors``) or a head with
-            an ``nn.Linear`` ``fc`` (``LinearClsHead``).
-
-    Returns:
-        tuple: ``(weight (K, d), bias (K,) or None)``, or ``(None, None)``
-        for other heads, which get no classifier metrics.
-    """
-    etf = getattr(head, 'etf_vectors', None)
-    if isinstance(etf, torch.Tensor):
-        return etf, None
-    fc = getattr(head, 'fc', None)
-    if isinstance(fc, nn.Linear):
-        return fc.weight, fc.bias
-    return None, None
-
-
-class SubsetSampler(Sampler):
-    """This rank's share of the whole dataset or a fixed subset, no padding.
-
-    Unlike ``DefaultSampler(round_up=True)`` it repeats no sample, so sums
-    reduced over ranks count every sample exactly once.
-
-    Args:
-        dataset_size (int): Length of the dataset.
-        max_samples (int, optional): Size of the subset, drawn once with
-            ``seed`` and identical on every rank. None means all samples.
-        seed (int): Seed of the subset. Defaults to 0.
-        rank (int, optional): This process's rank. Defaults to the current
-            distributed rank.
-        world_size (int, optional): Number of ranks. Defaults to the current
-            distributed world size.
-    """
-
-    def __init__(self,
-                 dataset_size: int,
-                 max_samples: Optional[int] = None,
-                 seed: int = 0,
-                 rank: Optional[int] = None,
-                 world_size: Optional[int] = None):
-        indices = torch.arange(dataset_size)
-        if max_samples is not None and max_samples < dataset_size:
-            generator = torch.Generator().manual_seed(seed)
-            chosen = torch.randperm(dataset_size, generator=generator)
-            indices = chosen[:max_samples].sort().values
-        dist_rank, dist_world_size = get_dist_info()
-        rank = dist_rank if rank is None else rank
-        world_size = dist_world_size if world_size is None else world_size
-        self.indices: List[int] = indices[rank::world_size].tolist()
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
+        records = load_nc_records(json_file, latest_per_iter=False) \
+            if osp.exists(json_file) else []
+        save_nc_records(json_file, records + [record])
+        if self.plot_file is None:
+            return
+        records = load_nc_records(json_file)
+        num_classes = getattr(
+            getattr(unwrap_model(runner.model), 'head', None), 'num_classes',
+            None)
+        # The records are saved; a figure that fails to draw (a missing
+        # font, a full disk) must not end a long training run.
+        try:
+            figure = nc_curves_figure(
+                {osp.basename(osp.normpath(runner.work_dir)): records},
+                x_key='epoch' if by_epoch else 'iter',
+                num_classes=num_classes)
+            figure.savefig(osp.join(runner.work_dir, self.plot_file), dpi=100)
+            runner.visualizer.add_image('nc_curves', _figure_to_rgb(figure),
+                                        step=step)
+        except Exception as error:  # noqa: BLE001
+            runner.logger.warning(
+                f'NeuralCollapseHook: the NC figure was not drawn ({error!r});'
+                f' the records are in {json_file}. Set plot_file=None to '
+                f'skip the figure.')
 
 
 def _train_set_with_test_pipeline(cfg) -> Optional[dict]:
@@ -347,36 +324,45 @@ def _train_set_with_test_pipeline(cfg) -> Optional[dict]:
         return None
     train = copy.deepcopy(train)
     test = cfg.get('test_dataloader') or cfg.get('val_dataloader')
-    test_dataset = _innermost(test['dataset']) if isinstance(
+    test_dataset = innermost_dataset_cfg(test['dataset']) if isinstance(
         test, dict) and isinstance(test.get('dataset'), dict) else None
     if test_dataset is None or 'pipeline' not in test_dataset:
         warnings.warn('NeuralCollapseHook: no test or val pipeline in the '
                       'config, so the training pipeline is used.')
     else:
-        _innermost(train['dataset'])['pipeline'] = copy.deepcopy(
+        innermost_dataset_cfg(train['dataset'])['pipeline'] = copy.deepcopy(
             test_dataset['pipeline'])
     return train
 
 
-def _innermost(dataset_cfg: dict) -> dict:
-    # Wrappers (LongTailDataset, ClassBalancedDataset, ...) hold the dataset
-    # that owns the pipeline under 'dataset'.
-    while 'pipeline' not in dataset_cfg and isinstance(
-            dataset_cfg.get('dataset'), dict):
-        dataset_cfg = dataset_cfg['dataset']
-    return dataset_cfg
+def _figure_to_rgb(figure):
+    """A matplotlib figure as an ``(H, W, 3)`` uint8 array."""
+    import numpy as np
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if is_model_wrapper(model) else model
-
-
-def _progress(loader):
-    """Iterate over ``loader`` with a progress bar on rank 0 only."""
-    bar = ProgressBar(len(loader)) if is_main_process() else None
-    for data_batch in loader:
-        yield data_batch
-        if bar is not None:
+def _progress(runner, loader, what: str):
+    """Iterate over ``loader``, showing progress on rank 0: a progress bar on
+    a terminal, or one log line per quarter otherwise, so that a redirected
+    stdout holds no bar fragments."""
+    if not is_main_process():
+        yield from loader
+        return
+    total = len(loader)
+    if total < 20:  # seconds of work: no progress report needed
+        yield from loader
+        return
+    if sys.stdout.isatty():
+        bar = ProgressBar(total)
+        for data_batch in loader:
+            yield data_batch
             bar.update()
-    if bar is not None:
         bar.file.write('\n')
+        return
+    marks = {max(1, round(total * q / 4)) for q in (1, 2, 3, 4)}
+    for done, data_batch in enumerate(loader, 1):
+        yield data_batch
+        if done in marks:
+            runner.logger.info(f'Neural collapse ({what}): {done}/{total} '
+                               f'batches')

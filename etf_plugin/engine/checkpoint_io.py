@@ -1,0 +1,286 @@
+"""Checkpoint files that are never half-written and never load silently
+corrupted: atomic writes with a SHA-256 sidecar, and a verifying loader.
+
+MMEngine 0.10.7 writes a checkpoint in place (``LocalBackend.put`` opens the
+final name with ``'wb'``), without ``fsync``, and loads whatever bytes are
+there. A process killed during a save leaves a half-written file under the
+final name; a flipped bit in a tensor record loads without complaint; an
+empty file gives a bare ``EOFError``. This module fixes both ends from the
+plugin, without patching MMEngine:
+
+* :class:`AtomicLocalBackend`, a file backend registered in MMEngine's
+  backend registry as ``'etf_atomic_local'``. Its ``put`` writes the bytes to
+  a temporary file in the same folder, ``fsync``\\ s it, renames it over the
+  final name and ``fsync``\\ s the folder; it records the SHA-256 of the bytes
+  in ``<name>.sha256`` (``sha256sum`` format, written the same way), so the
+  file under the final name is always complete and always has a matching
+  checksum. :class:`~etf_plugin.engine.hooks.AtomicCheckpointHook` saves
+  through it.
+* :func:`load_from_verified_local`, registered for local paths in MMEngine's
+  ``CheckpointLoader`` (replacing ``load_from_local``), so every load through
+  MMEngine is verified first: ``load_from``, ``--resume``, ``tools/test.py``
+  (ours and MMPretrain's), ``init_cfg=dict(type='Pretrained')`` and
+  ``mmengine.runner.load_checkpoint``. It refuses an empty file, a file whose
+  bytes do not match its sidecar, and, without a sidecar, a truncated zip
+  archive or one whose CRC-32 records do not match (``torch.save`` stores a
+  CRC-32 per record, which ``torch.load`` does not check), each with a
+  :class:`CorruptCheckpointError` that names the file and the other
+  checkpoints next to it.
+"""
+import glob
+import hashlib
+import os
+import os.path as osp
+import zipfile
+from typing import List, Optional
+
+import torch
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.runner.checkpoint import CheckpointLoader
+
+#: Suffix of the checksum file next to each checkpoint.
+SIDECAR_SUFFIX = '.sha256'
+#: Name of the backend in MMEngine's file-backend registry.
+ATOMIC_BACKEND = 'etf_atomic_local'
+_ZIP_MAGIC = b'PK\x03\x04'
+_CHUNK = 1 << 20
+# What torch.load's errors say about a file that ends early.
+_TRUNCATION_SIGNS = ('PytorchStreamReader', 'unexpected EOF',
+                     'might be corrupted')
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file that is empty, truncated or does not match its
+    recorded checksum."""
+
+
+def sidecar_path(path: str) -> str:
+    """The checksum file of checkpoint ``path``: ``<path>.sha256``."""
+    return path + SIDECAR_SUFFIX
+
+
+def temporary_path(path: str) -> str:
+    """The temporary name ``path`` is written under before the rename: a
+    hidden file in the same folder (so the rename stays on one file
+    system), unique per process."""
+    folder, name = osp.split(path)
+    return osp.join(folder, f'.{name}.tmp-{os.getpid()}')
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of :func:`temporary_path`'s."""
+    return name.startswith('.') and '.tmp-' in name
+
+
+def fsync_folder(folder: str) -> None:
+    """Make a rename in ``folder`` durable (a no-op where folders cannot be
+    opened, e.g. on Windows)."""
+    try:
+        fd = os.open(folder or '.', os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_file(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` and ``fsync`` it (no rename)."""
+    with open(path, 'wb') as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Replace ``path`` by a file holding ``data``, atomically: readers (and
+    a process that dies at any point) see either the old file or the
+    complete new one, never a part of it.
+
+    Args:
+        path (str): The final file name; its folder is created if needed.
+        data (bytes): The new contents.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = temporary_path(path)
+    try:
+        write_file(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    fsync_folder(folder)
+
+
+def sha256_of_file(path: str) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_sidecar(path: str) -> Optional[List[str]]:
+    """The SHA-256 digests recorded for checkpoint ``path`` (normally one;
+    two while a file of the same name is being replaced), or None when it
+    has no sidecar."""
+    side = sidecar_path(path)
+    if not osp.isfile(side):
+        return None
+    with open(side) as f:
+        return [line.split()[0].lower() for line in f if line.strip()]
+
+
+def _sidecar_text(digests: List[str], path: str) -> bytes:
+    name = osp.basename(path)
+    return ''.join(f'{d}  {name}\n' for d in digests).encode()
+
+
+def save_with_checksum(path: str, data: bytes) -> str:
+    """Write checkpoint bytes atomically to ``path`` with their SHA-256 in
+    ``<path>.sha256``; returns the digest.
+
+    The sidecar always holds the digest of the file under ``path``: it is
+    widened to old and new digest before the rename and narrowed to the new
+    one after it, so a process killed at any point leaves a checkpoint that
+    verifies (the old one or the new one).
+    """
+    digest = hashlib.sha256(data).hexdigest()
+    side = sidecar_path(path)
+    new = _sidecar_text([digest], path)
+    if not osp.isfile(path):
+        atomic_write(side, new)  # a sidecar without its file is harmless
+        atomic_write(path, data)
+        return digest
+    old = read_sidecar(path)
+    if old is None:
+        # An unrecorded file of the same name: until the sidecar is
+        # written, the new file is checked by its CRC-32 records alone.
+        atomic_write(path, data)
+        atomic_write(side, new)
+        return digest
+    atomic_write(side, _sidecar_text([digest] + old, path))
+    atomic_write(path, data)
+    atomic_write(side, new)
+    return digest
+
+
+def remove_checkpoint(path: str) -> None:
+    """Delete a checkpoint and its sidecar (missing files are fine)."""
+    for p in (path, sidecar_path(path)):
+        if osp.isfile(p):
+            os.remove(p)
+
+
+def _neighbours(path: str) -> str:
+    """A hint naming the other checkpoints in ``path``'s folder, newest
+    first."""
+    folder = osp.dirname(osp.abspath(path))
+    others = [
+        p for p in glob.glob(osp.join(folder, '*.pth'))
+        if osp.abspath(p) != osp.abspath(path)
+    ]
+    if not others:
+        return ' No other checkpoint is in its folder.'
+    others.sort(key=osp.getmtime, reverse=True)
+    shown = ', '.join(others[:3])
+    return (f' Use another checkpoint, e.g. one of {shown} (newest first; '
+            f'--resume CHECKPOINT, load_from=CHECKPOINT or tools/test.py '
+            f'CONFIG CHECKPOINT).')
+
+
+def verify_checkpoint_file(path: str) -> None:
+    """Raise :class:`CorruptCheckpointError` unless ``path`` is a complete,
+    intact checkpoint file.
+
+    Checks, in order: the file is not empty; its SHA-256 matches its
+    sidecar when it has one; otherwise, for ``torch.save``'s zip format,
+    that the archive is complete and every record's CRC-32 matches.
+    """
+    size = osp.getsize(path)
+    if size == 0:
+        raise CorruptCheckpointError(
+            f'Checkpoint {path} is empty (0 bytes): its save was interrupted '
+            f'or the copy failed.' + _neighbours(path))
+    digests = read_sidecar(path)
+    if digests is not None:
+        actual = sha256_of_file(path)
+        if actual not in digests:
+            raise CorruptCheckpointError(
+                f'Checkpoint {path} ({size} bytes) does not match the SHA-256 '
+                f'recorded in {sidecar_path(path)} when it was saved: it is '
+                f'corrupted or truncated (or was replaced by another file of '
+                f'the same name). Refusing to load it.' + _neighbours(path) +
+                f' If you replaced the file on purpose, delete '
+                f'{sidecar_path(path)}.')
+        return
+    with open(path, 'rb') as f:
+        magic = f.read(4)
+    if magic != _ZIP_MAGIC:
+        return  # legacy torch format: torch.load reports what it finds
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        raise CorruptCheckpointError(
+            f'Checkpoint {path} ({size} bytes) is truncated or damaged: it is '
+            f'not a complete checkpoint archive ({error}).' +
+            _neighbours(path)) from error
+    if bad is not None:
+        raise CorruptCheckpointError(
+            f'Checkpoint {path} is corrupted: the CRC-32 of its record '
+            f'{bad!r} does not match its contents (a flipped bit on disk or '
+            f'in a copy). Refusing to load it.' + _neighbours(path))
+
+
+def load_from_verified_local(filename: str, map_location=None):
+    """MMEngine's ``load_from_local``, verified first
+    (:func:`verify_checkpoint_file`), with clear messages for missing,
+    empty and truncated files."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.' +
+                                _neighbours(filename))
+    verify_checkpoint_file(filename)
+    try:
+        return torch.load(filename, map_location=map_location)
+    except EOFError as error:
+        raise CorruptCheckpointError(
+            f'Checkpoint {filename} ends early ({error!r}): it is truncated.' +
+            _neighbours(filename)) from error
+    except RuntimeError as error:
+        if not any(sign in str(error) for sign in _TRUNCATION_SIGNS):
+            raise
+        raise CorruptCheckpointError(
+            f'Checkpoint {filename} cannot be read ({error}): it is truncated '
+            f'or damaged.' + _neighbours(filename)) from error
+
+
+@register_backend(ATOMIC_BACKEND, force=True)
+class AtomicLocalBackend(LocalBackend):
+    """MMEngine's local file backend, with atomic, checksummed ``put``
+    (:func:`save_with_checksum`) and a ``remove`` that deletes the sidecar
+    too. Select it with ``backend_args=dict(backend='etf_atomic_local')``.
+    """
+
+    def put(self, obj: bytes, filepath) -> None:
+        save_with_checksum(str(filepath), obj)
+
+    def remove(self, filepath) -> None:
+        remove_checkpoint(str(filepath))
+
+
+def register_verified_loader() -> None:
+    """Make :func:`load_from_verified_local` MMEngine's loader for local
+    paths (idempotent)."""
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_verified_local, force=True)
+
+
+register_verified_loader()
