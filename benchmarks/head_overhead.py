@@ -25,10 +25,10 @@ import etf_plugin  # noqa: F401
 
 PRESETS = dict(
     cifar10=dict(
-        backbone=dict(type='ResNet32_CIFAR'),
+        backbone=dict(type='CifarResNet'),
         channels=64, num_classes=10, image=32, batch=128),
     cifar100=dict(
-        backbone=dict(type='ResNet32_CIFAR', base_channels=32),
+        backbone=dict(type='CifarResNet', base_channels=32),
         channels=128, num_classes=100, image=32, batch=128),
     imagenet=dict(
         backbone=dict(type='ResNet', depth=50, out_indices=(3, )),

@@ -1,29 +1,46 @@
-"""Time to build a long-tail subset index over ImageNet-sized labels.
+"""Cost of the long-tail subset index against its floor, over ImageNet-sized
+labels.
 
 1,281,167 labels over 1,000 classes shaped like ImageNet-1k's training set
 (most classes 1,300 images, a few down to 732), exponential profile with
-imbalance ratio 0.01 and ``n_max`` = the largest class. Rows: the target
-counts, the index choice (``long_tail_indices``), the whole
-``LongTailDataset.full_init`` over a label-only dataset, for scale a
-per-class loop in the style of the CIFAR-LT reference code (``np.where`` +
-shuffle per class), and one epoch of ``ClassBalancedSampler``. Each row is
-the median of ``--repeats`` runs, measured side by side in one process.
+imbalance ratio 0.01 and ``n_max`` = the largest class (the default of
+``LongTailDataset``).
+
+The floor is a plain NumPy reference of the same work: one seeded
+permutation, a stable argsort of the permuted labels, the first ``n_c`` of
+every class, a sort of the kept indices. Its subset is checked equal to
+``long_tail_indices``' before timing. Rows:
+
+- ``long_tail_indices`` and the whole ``LongTailDataset.full_init`` over a
+  label-only dataset (labels read, class sizes, targets, index, kept labels);
+- for scale: the permutation alone (the one step both must do as is, since
+  it fixes the subset), a per-class loop in the style of the CIFAR-LT
+  reference code (``np.where`` + shuffle per class; a different subset) and
+  one epoch of ``ClassBalancedSampler``.
+
+Every repetition runs every row once, in an order rotated from one
+repetition to the next, so load changes on a shared machine hit all rows
+alike; the table gives the median time per row, its ratio to the median of
+the floor, and the median of the per-repetition ratios (each against the
+floor of the same repetition).
 
 ``--list-file`` adds the end-to-end case: an MMPretrain ``CustomDataset``
 parsed from a temporary list file of the same labels (no images), wrapped by
 ``LongTailDataset``; there the time is dominated by ``get_gt_labels``, which
 MMPretrain implements as one ``get_data_info`` per sample.
 
-    python benchmarks/long_tail_index.py [--num-labels 1281167] [--repeats 5]
-        [--list-file]
+    OMP_NUM_THREADS=1 python benchmarks/long_tail_index.py \\
+        [--num-labels 1281167] [--repeats 11] [--list-file]
 """
 import argparse
+import logging
 import os.path as osp
 import statistics
 import tempfile
 import time
 
 import numpy as np
+from mmengine.logging import MMLogger
 from mmpretrain.datasets import CustomDataset
 
 from etf_plugin.datasets import ClassBalancedSampler, LongTailDataset
@@ -65,6 +82,16 @@ def imagenet_like_labels(num_labels, num_classes, seed=0):
     return labels[rng.permutation(len(labels))]
 
 
+def numpy_reference(labels, targets, seed):
+    """The floor: the definition of the subset in plain NumPy."""
+    shuffled = np.random.default_rng(seed).permutation(len(labels))
+    by_class = shuffled[np.argsort(labels[shuffled], kind='stable')]
+    sorted_labels = labels[by_class]
+    class_start = np.searchsorted(sorted_labels, np.arange(len(targets)))
+    rank_in_class = np.arange(len(labels)) - class_start[sorted_labels]
+    return np.sort(by_class[rank_in_class < targets[sorted_labels]])
+
+
 def per_class_loop(labels, targets, seed):
     # The shape of the reference CIFAR-LT code, for comparison only.
     rng = np.random.default_rng(seed)
@@ -76,13 +103,17 @@ def per_class_loop(labels, targets, seed):
     return np.sort(np.concatenate(kept))
 
 
-def median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def interleaved_times(rows, repeats):
+    """Seconds of every row in every repetition, rows rotated per
+    repetition."""
+    times = {name: [] for name, _ in rows}
+    for rep in range(repeats):
+        shift = rep % len(rows)
+        for name, fn in rows[shift:] + rows[:shift]:
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def main():
@@ -90,7 +121,8 @@ def main():
     parser.add_argument('--num-labels', type=int, default=1_281_167)
     parser.add_argument('--num-classes', type=int, default=1000)
     parser.add_argument('--ratio', type=float, default=0.01)
-    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--repeats', type=int, default=11)
     parser.add_argument(
         '--list-file',
         action='store_true',
@@ -103,27 +135,45 @@ def main():
     n_max = int(available.max())
     targets = long_tail_counts(args.num_classes, n_max, args.ratio)
     dataset = LabelOnlyDataset(labels, args.num_classes)
-    indices = long_tail_indices(labels, targets, seed=0)
+    seed = args.seed
+    indices = long_tail_indices(labels, targets, seed=seed)
+    if not np.array_equal(indices, numpy_reference(labels, targets, seed)):
+        raise AssertionError('long_tail_indices and the NumPy reference '
+                             'chose different subsets.')
+    wrapped = LongTailDataset(dataset, imbalance_ratio=args.ratio, seed=seed)
+    if not np.array_equal(wrapped._ori_indices, indices):
+        raise AssertionError('LongTailDataset chose a different subset.')
+    # Its "fewer samples than the target" warning, once per repetition.
+    MMLogger.get_current_instance().setLevel(logging.ERROR)
 
+    floor = 'floor: NumPy reference'
     rows = [
-        ('long_tail_counts',
-         lambda: long_tail_counts(args.num_classes, n_max, args.ratio)),
-        ('long_tail_indices',
-         lambda: long_tail_indices(labels, targets, seed=0)),
-        ('LongTailDataset full_init',
-         lambda: LongTailDataset(dataset, imbalance_ratio=args.ratio)),
-        ('per-class loop (reference style)',
-         lambda: per_class_loop(labels, targets, seed=0)),
-        ('ClassBalancedSampler: build + 1 epoch',
-         lambda: list(ClassBalancedSampler(dataset, seed=0))),
+        (floor, lambda: numpy_reference(labels, targets, seed)),
+        ('long_tail_indices', lambda: long_tail_indices(labels, targets,
+                                                        seed)),
+        ('LongTailDataset full_init', lambda: LongTailDataset(
+            dataset, imbalance_ratio=args.ratio, seed=seed)),
+        ('  (permutation alone)', lambda: np.random.default_rng(seed).
+         permutation(len(labels))),
+        ('  (per-class loop, CIFAR-LT style)',
+         lambda: per_class_loop(labels, targets, seed)),
+        ('  (ClassBalancedSampler, 1 epoch)',
+         lambda: list(ClassBalancedSampler(dataset, seed=seed))),
     ]
+    times = interleaved_times(rows, args.repeats)
+    floor_median = statistics.median(times[floor])
     print(f'labels: {len(labels):,}  classes: {args.num_classes}  '
-          f'ratio: {args.ratio}  kept: {len(indices):,}  '
-          f'index memory: {indices.nbytes / 2**20:.1f} MiB '
-          f'(int64, {indices.nbytes / len(indices):.0f} B per kept sample)')
-    print(f'{"step":<40}{"median (s)":>12}')
-    for name, fn in rows:
-        print(f'{name:<40}{median_time(fn, args.repeats):>12.3f}')
+          f'ratio: {args.ratio}  kept: {len(indices):,} (same subset as the '
+          f'reference)  index memory: {indices.nbytes / 2**20:.1f} MiB  '
+          f'repeats: {args.repeats}, interleaved')
+    print(f'{"step":<36}{"median ms":>11}{"vs floor":>10}'
+          f'{"paired":>9}')
+    for name, _ in rows:
+        median = statistics.median(times[name])
+        paired = statistics.median(
+            t / f for t, f in zip(times[name], times[floor]))
+        print(f'{name:<36}{median * 1e3:>11.1f}{median / floor_median:>9.2f}x'
+              f'{paired:>8.2f}x')
     if args.list_file:
         with tempfile.TemporaryDirectory() as tmp:
             path = osp.join(tmp, 'train.txt')
@@ -136,8 +186,8 @@ def main():
             start = time.perf_counter()
             LongTailDataset(custom, imbalance_ratio=args.ratio)
             wrap = time.perf_counter() - start
-        print(f'{"CustomDataset parse (MMPretrain, once)":<40}{parse:>12.3f}')
-        print(f'{"LongTailDataset over it (once)":<40}{wrap:>12.3f}')
+        print(f'{"CustomDataset parse (once)":<36}{parse * 1e3:>11.1f}')
+        print(f'{"LongTailDataset over it (once)":<36}{wrap * 1e3:>11.1f}')
 
 
 if __name__ == '__main__':

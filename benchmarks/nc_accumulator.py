@@ -1,18 +1,34 @@
-"""Cost of the streaming neural-collapse accumulator at ImageNet-LT scale.
+"""Cost of ``NCAccumulator.update`` against its floor, at ImageNet-LT scale.
 
-Prints, per sample, the time of ``NCAccumulator.update`` next to its floor,
-the ``d x d`` second-moment update ``S += H^T H`` of the same batch (float64,
-as the accumulator does it, and float32 for reference), the NC4 second pass,
-the peak memory, and the time of the final ``compute``.
+The floor is the float64 second-moment update ``S += H^T H`` of the same
+float32 batches (one conversion to float64, one ``addmm_``): the part of the
+update no implementation can skip. ``update`` adds the counts and the class
+sums to it. Rows, per thread count:
+
+- ``update``: ``NCAccumulator.update`` (counts, class sums, second moment);
+- ``floor``: ``S += H^T H`` in float64, cast included;
+- for scale: the floor with the cast run on one thread (as ``update``
+  does: on a loaded machine the cast's parallel region stalls), the same
+  product in float32 (not accurate enough for NC1, see the accumulator's
+  docstring) and ``update_ncc`` (the NC4 second pass, whose own cost is
+  two ``B x d x K`` products).
+
+Every repetition is one pass of each row over the same batches; the order
+of the rows alternates between repetitions (ABBA) so that load changes on a
+shared machine hit all rows alike. The table gives medians over repetitions
+(us per sample), the ratio of the medians to the floor's and the median of
+the per-repetition ratios. After the timing, the accumulator's second
+moment is checked equal (bit for bit) to the floor's, which saw the same
+batches.
 
 Usage::
 
-    python benchmarks/nc_accumulator.py   # N=50k, d=2048, K=1000
-    python benchmarks/nc_accumulator.py --num-samples 5000   # quick run
-    python benchmarks/nc_accumulator.py --device cuda
+    OMP_NUM_THREADS=1 python benchmarks/nc_accumulator.py   # 1 and 2 threads
+    python benchmarks/nc_accumulator.py --threads 1 --repeats 5 --batches 4
+    python benchmarks/nc_accumulator.py --device cuda --threads 1
 """
 import argparse
-import resource
+import statistics
 import time
 
 import torch
@@ -22,110 +38,138 @@ from etf_plugin.functional import NCAccumulator
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--num-samples', type=int, default=50_000)
-    parser.add_argument('--dim', type=int, default=2048)
+    parser.add_argument('--dim', type=int, default=1024)
     parser.add_argument('--num-classes', type=int, default=1000)
     parser.add_argument('--batch-size', type=int, default=256)
+    parser.add_argument(
+        '--batches', type=int, default=8, help='batches per repetition')
+    parser.add_argument('--repeats', type=int, default=15)
+    parser.add_argument('--threads', type=int, nargs='+', default=[1, 2])
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args()
 
 
-class Timer:
-    """Accumulates wall time of calls, synchronising the device."""
+def make_batches(args, device):
+    g = torch.Generator().manual_seed(args.seed)
+    k = args.num_classes
+    # A long-tailed label profile, imbalance ratio 100 (ImageNet-LT-ish).
+    probs = 100.0**(-torch.arange(k) / (k - 1))
+    batches = []
+    for _ in range(args.batches):
+        labels = torch.multinomial(
+            probs, args.batch_size, replacement=True, generator=g)
+        feats = torch.randn(args.batch_size, args.dim, generator=g)
+        batches.append((feats.to(device), labels.to(device)))
+    return batches
 
-    def __init__(self, device):
-        self.device = torch.device(device)
-        self.total = 0.0
 
-    def __call__(self, fn, *args):
-        self._sync()
+def measure(args, device, batches):
+    """Interleaved per-repetition times of every row at the current thread
+    count."""
+    k, d = args.num_classes, args.dim
+    accumulator = NCAccumulator(k, d, device=device)
+    floor64 = torch.zeros(d, d, dtype=torch.float64, device=device)
+    floor64_b = torch.zeros(d, d, dtype=torch.float64, device=device)
+    floor32 = torch.zeros(d, d, dtype=torch.float32, device=device)
+    classifier = torch.randn(k, d, device=device)
+
+    def run_update():
+        for feats, labels in batches:
+            accumulator.update(feats, labels)
+
+    def run_floor():
+        for feats, _ in batches:
+            h = feats.to(torch.float64)
+            floor64.addmm_(h.T, h)
+
+    def run_floor_serial_cast():
+        for feats, _ in batches:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            h = feats.to(torch.float64)
+            torch.set_num_threads(threads)
+            floor64_b.addmm_(h.T, h)
+
+    def run_floor32():
+        for feats, _ in batches:
+            floor32.addmm_(feats.T, feats)
+
+    def run_ncc():
+        for feats, _ in batches:
+            accumulator.update_ncc(feats, classifier)
+
+    def sync():
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+
+    rows = [('update', run_update), ('floor', run_floor),
+            ('serial_cast', run_floor_serial_cast), ('fp32', run_floor32)]
+    times = {name: [] for name, _ in rows}
+    times['ncc'] = []
+    for _, fn in rows:  # warm-up, and the same history for the check
+        fn()
+    for rep in range(args.repeats):
+        for name, fn in (rows if rep % 2 == 0 else rows[::-1]):
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    identical = torch.equal(accumulator.second_moment, floor64)
+    for _ in range(max(1, args.repeats // 3)):  # after the first pass
+        sync()
         start = time.perf_counter()
-        out = fn(*args)
-        self._sync()
-        self.total += time.perf_counter() - start
-        return out
-
-    def _sync(self):
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-
-
-def peak_memory_mib(device):
-    if torch.device(device).type == 'cuda':
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    # ru_maxrss is in KiB on Linux: the whole process, Python included.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+        run_ncc()
+        sync()
+        times['ncc'].append(time.perf_counter() - start)
+    start = time.perf_counter()
+    accumulator.compute(classifier)
+    compute_s = time.perf_counter() - start
+    state_mib = sum(t.numel() * t.element_size()
+                    for t in accumulator.statistics()) / 2**20
+    return times, identical, compute_s, state_mib
 
 
 def main():
     args = parse_args()
-    n, d, k, bs = args.num_samples, args.dim, args.num_classes, args.batch_size
     device = torch.device(args.device)
-    g = torch.Generator(device).manual_seed(args.seed)
-    # A long-tailed label profile, imbalance ratio 100 (as ImageNet-LT-ish).
-    probs = 100.0**(-torch.arange(k, device=device) / (k - 1))
-    class_counts = torch.bincount(
-        torch.multinomial(probs, n, replacement=True, generator=g),
-        minlength=k)
-    classifier = torch.randn(k, d, device=device, generator=g)
-    bias = torch.randn(k, device=device, generator=g)
-    batches = [(lo, min(lo + bs, n)) for lo in range(0, n, bs)]
-
-    def batch(i):
-        lo, hi = batches[i]
-        gen = torch.Generator(device).manual_seed(args.seed + 1 + i)
-        labels = torch.multinomial(probs, hi - lo, replacement=True,
-                                   generator=gen)
-        feats = torch.randn(hi - lo, d, device=device, generator=gen)
-        return feats, labels
-
-    memory_before = peak_memory_mib(device)
-    accumulator = NCAccumulator(k, d, device=device)
-    floor64 = torch.zeros(d, d, dtype=torch.float64, device=device)
-    floor32 = torch.zeros(d, d, dtype=torch.float32, device=device)
-    t_update, t_floor64, t_floor32, t_ncc = (Timer(device) for _ in range(4))
-    # Interleaved on the same batch so that load changes hit all alike.
-    for i in range(len(batches)):
-        feats, labels = batch(i)
-        t_update(accumulator.update, feats, labels)
-        t_floor64(lambda h: floor64.addmm_(h.double().T, h.double()), feats)
-        t_floor32(lambda h: floor32.addmm_(h.T, h), feats)
-    accumulator.all_reduce()  # a no-op here; what the hook calls
-    memory_after_pass1 = peak_memory_mib(device)
-    for i in range(len(batches)):
-        feats, _ = batch(i)
-        t_ncc(accumulator.update_ncc, feats, classifier, bias)
-    t_compute = Timer(device)
-    metrics = t_compute(accumulator.compute, classifier, class_counts)
-
-    state_mib = sum(
-        t.numel() * t.element_size()
-        for t in (accumulator.counts, accumulator.sums,
-                  accumulator.second_moment)) / 2**20
-    us = 1e6 / n
-    print(f'NCAccumulator, N={n}, d={d}, K={k}, batch={bs}, '
-          f'device={device}, threads={torch.get_num_threads()}')
-    print(f'{"step":<42}{"us/sample":>12}{"vs floor64":>12}')
-    rows = [
-        ('update (bincount+index_add+addmm, fp64)', t_update.total),
-        ('floor: S += H^T H, fp64 (cast+addmm)', t_floor64.total),
-        ('reference: S += H^T H, fp32 addmm', t_floor32.total),
-        ('update_ncc (NC4 second pass)', t_ncc.total),
-    ]
-    for name, total in rows:
-        print(f'{name:<42}{total * us:>12.2f}'
-              f'{total / t_floor64.total:>11.2f}x')
-    print(f'{"compute() (all metrics)":<42}{t_compute.total:>11.2f} s')
-    floor_mib = (floor64.numel() * 8 + floor32.numel() * 4) / 2**20
-    print(f'accumulator state: {state_mib:.1f} MiB (counts, sums, S), '
-          f'independent of N')
-    print(f'peak {"allocated" if device.type == "cuda" else "RSS"}: '
-          f'{memory_before:.0f} MiB before, {memory_after_pass1:.0f} MiB '
-          f'after the first pass (incl. {floor_mib:.0f} MiB of floor '
-          f'buffers), {peak_memory_mib(device):.0f} MiB at the end')
-    print(f'sanity: nc1={metrics["nc1"]:.4g}, '
-          f'classes present={metrics["num_classes_present"]}')
+    batches = make_batches(args, device)
+    samples = args.batches * args.batch_size
+    labels = {
+        'update': 'NCAccumulator.update',
+        'floor': 'floor: S += H^T H, fp64 (cast+addmm)',
+        'serial_cast': '  (floor, cast on one thread)',
+        'fp32': '  (S += H^T H in fp32)',
+        'ncc': '  (update_ncc, NC4 pass)',
+    }
+    print(f'NCAccumulator.update vs its floor: d={args.dim}, '
+          f'K={args.num_classes}, batch={args.batch_size}, float32 features '
+          f'in, {args.batches} batches x {args.repeats} interleaved '
+          f'repetitions, device={device}')
+    print(f'{"threads":>7}  {"step":<40}{"us/sample":>10}{"vs floor":>10}'
+          f'{"paired":>9}')
+    summary = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        times, identical, compute_s, state_mib = measure(args, device, batches)
+        floor = statistics.median(times['floor'])
+        for name in ('update', 'floor', 'serial_cast', 'fp32', 'ncc'):
+            median = statistics.median(times[name])
+            paired = ''
+            if name != 'ncc':  # the NC4 pass runs after, not interleaved
+                paired = statistics.median(
+                    t / f for t, f in zip(times[name], times['floor']))
+                paired = f'{paired:>8.2f}x'
+            print(f'{torch.get_num_threads():>7}  {labels[name]:<40}'
+                  f'{median / samples * 1e6:>10.2f}{median / floor:>9.2f}x'
+                  f'{paired}')
+        summary.append(
+            f'threads={threads}: update S bit-identical to the floor\'s: '
+            f'{identical}; compute() {compute_s:.2f} s')
+    print('\n'.join(summary))
+    print(f'accumulator state: {state_mib:.1f} MiB (counts, sums, S in '
+          f'float64), independent of the number of samples')
 
 
 if __name__ == '__main__':

@@ -4,8 +4,7 @@ _base_ = [
     '_base_/models/resnet32_cifar_linear.py',
     '_base_/datasets/digits_lt.py',
     '_base_/schedules/digits_lt.py',
-    '_base_/default_runtime.py',
+    '_base_/digits_runtime.py',
 ]
 
 model = dict(backbone=dict(in_channels=1))
-default_hooks = dict(logger=dict(interval=10))

@@ -4,7 +4,8 @@ long-tailed data and neural-collapse metrics for OpenMMLab.
 Importing the package (``custom_imports=dict(imports=['etf_plugin'])`` in a
 config) registers every component in MMPretrain's registries (and in
 MMDetection's when it is installed), and makes mmengine checkpoints loadable
-under torch >= 2.6 (see :mod:`etf_plugin.compat`).
+under torch >= 2.6 (see :mod:`etf_plugin.compat`). The maths is in
+:mod:`etf_plugin.functional`, imported by name, not re-exported here.
 """
 import importlib.util
 import warnings
@@ -15,7 +16,7 @@ from .version import __version__
 allow_mmengine_checkpoint_globals()
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
-from .functional import *  # noqa: E402,F401,F403
+from . import apis  # noqa: E402,F401  (model zoo for mmpretrain.get_model)
 
 
 def _mmdet_importable() -> bool:
@@ -35,4 +36,6 @@ def _mmdet_importable() -> bool:
 
 
 if _mmdet_importable():
-    from . import mmdet  # noqa: E402,F401
+    from . import det  # noqa: E402,F401
+
+__all__ = ['__version__']

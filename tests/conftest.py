@@ -19,11 +19,11 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def default_scope(request):
-    """Tests under tests/mmdet run in mmdet's default scope, all others in
+    """Tests under tests/det run in mmdet's default scope, all others in
     mmpretrain's, whatever ran before: nested builds (a head's loss, a bbox
     head's predictor) resolve in the current default scope."""
     from mmengine.registry import DefaultScope
-    scope = 'mmdet' if 'mmdet' in request.node.path.parts else 'mmpretrain'
+    scope = 'mmdet' if 'det' in request.node.path.parts else 'mmpretrain'
     with DefaultScope.overwrite_default_scope(scope):
         yield
 

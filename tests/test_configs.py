@@ -81,11 +81,16 @@ def run_detector(cfg, MODELS):
             ]), False)
     with torch.no_grad():
         (cls_score, bbox_pred), = model(**data, mode='tensor')
-    bbox_head = cfg.model.roi_head.bbox_head
+    bbox_head = model.roi_head.bbox_head
     num_classes = bbox_head.num_classes
-    # one score per class plus the background, class-wise box deltas
+    # one score per class plus the background (or what the loss declares,
+    # e.g. Seesaw's K + 2, the ETF objectness predictor's K + 1),
+    # class-wise box deltas
+    loss_cls = bbox_head.loss_cls
+    channels = loss_cls.get_cls_channels(num_classes) if getattr(
+        loss_cls, 'custom_cls_channels', False) else num_classes + 1
     assert cls_score.shape[0] == bbox_pred.shape[0] > 0
-    assert cls_score.shape[1] == num_classes + 1
+    assert cls_score.shape[1] == channels
     assert bbox_pred.shape[1] == 4 * num_classes
     assert torch.isfinite(cls_score).all()
     return num_classes

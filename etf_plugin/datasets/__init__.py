@@ -1,12 +1,15 @@
+from .class_counts import (ClassCountsConsumer, check_class_counts,
+                           load_class_counts)
 from .digits import Digits
-from .long_tail import LongTailDataset, read_gt_labels
+from .long_tail import LongTailDataset
 from .samplers import (ClassBalancedSampler, ClassPowerSampler,
-                       SquareRootSampler)
+                       SquareRootSampler, SubsetSampler)
+from .utils import (heldout_dataset_cfg, innermost_dataset_cfg,
+                    read_gt_labels, training_class_counts)
 
 __all__ = [
-    'Digits', 'LongTailDataset', 'read_gt_labels', 'ClassBalancedSampler',
-    'ClassPowerSampler', 'SquareRootSampler'
+    'Digits', 'LongTailDataset', 'read_gt_labels', 'training_class_counts',
+    'ClassBalancedSampler', 'ClassPowerSampler', 'SquareRootSampler',
+    'SubsetSampler', 'ClassCountsConsumer', 'check_class_counts',
+    'load_class_counts', 'heldout_dataset_cfg', 'innermost_dataset_cfg'
 ]
-from .class_counts import LazyClassCounts, load_class_counts  # noqa: E402
-
-__all__ += ['load_class_counts', 'LazyClassCounts']

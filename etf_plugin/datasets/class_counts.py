@@ -1,60 +1,49 @@
-"""Training samples per class, from exactly one of three config sources.
+"""Training samples per class: checking them, and reading an explicit
+override from a list or a file.
 
-The ``LongTailAccuracy`` metric, the ``LogitAdjustedLoss`` and the
-``PostHocLogitAdjustedHead`` all need the training counts, and none of them
-can read them from the data they are given (the metric sees the test set, a
-loss sees one batch). Each takes exactly one of:
-
-- ``class_counts=[...]``: the counts, entry ``k`` for class ``k``;
-- ``counts_file=PATH``: a text file with one integer per line;
-- ``train_dataset=dict(...)``: the training dataset config (or the dataset
-  itself), built once; its labels are read with ``get_gt_labels`` /
-  ``get_cat_ids`` (see :func:`~etf_plugin.datasets.read_gt_labels`), so no
-  image is decoded.
+At run time the counts come from one place, ``ClassCountsHook``, which reads
+them from the training set the runner uses (or from the checkpoint being
+tested) and hands them to every component that asks for them
+(:class:`ClassCountsConsumer`). A component given ``class_counts=[...]`` or
+``counts_file=PATH`` in its config keeps those instead.
 """
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
-from mmpretrain.registry import DATASETS
-
-from etf_plugin.datasets.long_tail import read_gt_labels
-from etf_plugin.functional.long_tail import class_sizes
-
-SOURCES = ('class_counts', 'counts_file', 'train_dataset')
 
 
-def check_counts_source(class_counts: Optional[Sequence[int]] = None,
-                        counts_file: Optional[str] = None,
-                        train_dataset: Union[dict, object, None] = None,
-                        owner: str = 'This component') -> str:
-    """Raise a ``ValueError`` unless exactly one counts source is given.
+def check_class_counts(counts,
+                       num_classes: Optional[int] = None,
+                       owner: str = 'This component') -> np.ndarray:
+    """Return ``counts`` as int64 after checking them.
 
     Args:
-        class_counts (Sequence[int], optional): The counts.
-        counts_file (str, optional): Path of a counts file.
-        train_dataset (dict | Dataset, optional): The training dataset or its
-            config.
-        owner (str): Name shown in the error message. Defaults to
-            ``'This component'``.
+        counts (Sequence[int] | np.ndarray): Samples per class.
+        num_classes (int, optional): The number of entries they must have.
+        owner (str): Name shown in error messages.
 
     Returns:
-        str: The name of the given source, one of :data:`SOURCES`.
+        np.ndarray: The counts, int64, shape ``(K,)``.
     """
-    given = [
-        name for name, value in zip(SOURCES, (class_counts, counts_file,
-                                              train_dataset))
-        if value is not None
-    ]
-    if len(given) != 1:
-        raise ValueError(
-            f'{owner} needs the training samples per class from exactly one '
-            f'of class_counts=[...], counts_file=PATH or '
-            f'train_dataset=dict(...); got {given or "none"}.')
-    if isinstance(class_counts, str):
-        raise ValueError(f'class_counts must be a list of integers, got the '
-                         f'string {class_counts!r}; for a file use '
+    if isinstance(counts, str):
+        raise ValueError(f'{owner}: class_counts must be a list of integers, '
+                         f'got the string {counts!r}; for a file use '
                          f'counts_file=PATH.')
-    return given[0]
+    array = np.asarray(counts)
+    if array.ndim != 1 or len(array) == 0 or not np.issubdtype(
+            array.dtype, np.number):
+        raise ValueError(f'{owner}: the class counts must be a non-empty '
+                         f'list of integers, got {counts!r}.')
+    if not np.isfinite(array).all() or (array < 0).any() or (
+            array != np.round(array)).any():
+        raise ValueError(f'{owner}: the class counts must be non-negative '
+                         f'integers, got {array.tolist()}.')
+    if num_classes is not None and len(array) != num_classes:
+        raise ValueError(
+            f'{owner}: {len(array)} class counts for a model with '
+            f'{num_classes} classes; give one count per class (entry k is '
+            f'class k).')
+    return array.astype(np.int64)
 
 
 def read_counts_file(path: str) -> np.ndarray:
@@ -67,119 +56,96 @@ def read_counts_file(path: str) -> np.ndarray:
     Returns:
         np.ndarray: The counts, int64.
     """
-    with open(path) as f:
-        lines = [line.strip() for line in f]
-    try:
-        return np.asarray([int(line) for line in lines if line],
-                          dtype=np.int64)
-    except ValueError as error:
-        raise ValueError(
-            f'{path} must hold one integer count per line (line i = class '
-            f'i): {error}') from error
-
-
-def count_dataset_labels(train_dataset: Union[dict, object]) -> np.ndarray:
-    """Training samples per class of a dataset or dataset config.
-
-    The number of classes is the length of ``metainfo['classes']`` when the
-    dataset has one (so classes without samples count 0), else the largest
-    label + 1.
-
-    Args:
-        train_dataset (dict | Dataset): The dataset, or its config (built in
-            MMPretrain's ``DATASETS``).
-
-    Returns:
-        np.ndarray: The counts, int64.
-    """
-    dataset = DATASETS.build(train_dataset) if isinstance(
-        train_dataset, dict) else train_dataset
-    if hasattr(dataset, 'full_init'):
-        dataset.full_init()
-    labels = read_gt_labels(dataset)
-    classes = getattr(dataset, 'metainfo', {}).get('classes')
-    num_classes = len(classes) if classes is not None else int(
-        labels.max()) + 1
-    return class_sizes(labels, num_classes)
+    with open(path, encoding='utf-8-sig') as f:
+        lines = [(number, line.strip()) for number, line in enumerate(f, 1)]
+    counts = []
+    for number, line in lines:
+        if not line:
+            continue
+        try:
+            counts.append(int(line))
+        except ValueError:
+            raise ValueError(
+                f'{path}:{number} must hold one integer count per line '
+                f'(line i = class i), got {line!r}.') from None
+    return np.asarray(counts, dtype=np.int64)
 
 
 def load_class_counts(class_counts: Optional[Sequence[int]] = None,
                       counts_file: Optional[str] = None,
-                      train_dataset: Union[dict, object, None] = None,
-                      owner: str = 'This component') -> np.ndarray:
-    """Training samples per class from exactly one of three sources.
+                      owner: str = 'This component') -> Optional[np.ndarray]:
+    """The explicit counts of a component's config, or None if it has none.
 
     Args:
         class_counts (Sequence[int], optional): The counts, entry ``k`` for
             class ``k``.
         counts_file (str, optional): A text file with one integer per line.
-        train_dataset (dict | Dataset, optional): The training dataset or its
-            config; its labels are counted without loading any sample.
-        owner (str): Name shown in error messages. Defaults to
-            ``'This component'``.
+        owner (str): Name shown in error messages.
 
     Returns:
-        np.ndarray: The counts, int64, shape ``(K,)``, ``K >= 1``, all
-        non-negative.
+        np.ndarray | None: The checked counts, int64, or None.
     """
-    source = check_counts_source(class_counts, counts_file, train_dataset,
-                                 owner)
-    if source == 'counts_file':
-        counts = read_counts_file(counts_file)
-    elif source == 'train_dataset':
-        counts = count_dataset_labels(train_dataset)
-    else:
-        counts = np.asarray(class_counts)
-    if counts.ndim != 1 or len(counts) == 0 or not np.issubdtype(
-            counts.dtype, np.number):
-        raise ValueError(f'{owner}: the class counts ({source}) must be a '
-                         f'non-empty list of integers, got {counts!r}.')
-    if (counts < 0).any() or (counts != np.round(counts)).any():
-        raise ValueError(f'{owner}: the class counts must be non-negative '
-                         f'integers, got {counts.tolist()}.')
-    return counts.astype(np.int64)
+    if class_counts is not None and counts_file is not None:
+        raise ValueError(f'{owner}: give class_counts=[...] or counts_file='
+                         f'PATH, not both.')
+    if counts_file is not None:
+        return check_class_counts(read_counts_file(counts_file), owner=owner)
+    if class_counts is not None:
+        return check_class_counts(class_counts, owner=owner)
+    return None
 
 
-class LazyClassCounts:
-    """Training samples per class from exactly one source, read when first
-    needed.
+class ClassCountsConsumer:
+    """Mixin of the components that need the training samples per class.
 
-    The choice of source is checked at construction. ``class_counts`` and
-    ``counts_file`` are also read and checked then; a ``train_dataset`` is
-    built on the first call instead, so that building a model (on every rank,
-    or in a test without the data set) reads no data.
+    ``ClassCountsHook`` calls :meth:`set_class_counts` on every model module,
+    metric and hook that has it, with the counts of the training set the
+    runner uses (or those saved in the checkpoint under test). Counts given
+    in the component's own config (``class_counts`` / ``counts_file``)
+    override them. :attr:`class_counts` raises an error naming the fix when
+    no counts have arrived.
 
-    Args:
-        class_counts (Sequence[int], optional): The counts.
-        counts_file (str, optional): A text file with one integer per line.
-        train_dataset (dict | Dataset, optional): The training dataset or its
-            config.
-        owner (str): Name shown in error messages.
+    Call :meth:`_init_class_counts` in ``__init__``.
     """
 
-    def __init__(self,
-                 class_counts: Optional[Sequence[int]] = None,
-                 counts_file: Optional[str] = None,
-                 train_dataset: Union[dict, object, None] = None,
-                 owner: str = 'This component') -> None:
-        self.source = check_counts_source(class_counts, counts_file,
-                                          train_dataset, owner)
-        self.owner = owner
-        self._train_dataset = train_dataset
-        self._counts = None
-        if self.source != 'train_dataset':
-            self._counts = load_class_counts(
-                class_counts, counts_file, owner=owner)
+    def _init_class_counts(self,
+                           class_counts: Optional[Sequence[int]] = None,
+                           counts_file: Optional[str] = None) -> None:
+        self._explicit_counts = load_class_counts(
+            class_counts, counts_file, owner=type(self).__name__)
+        self._class_counts = self._explicit_counts
+        if self._explicit_counts is not None:
+            self._on_class_counts(self._explicit_counts)
+
+    def set_class_counts(self, counts: np.ndarray) -> None:
+        """Receive the training counts (ignored when the config gave its
+        own).
+
+        Args:
+            counts (np.ndarray): Samples per class, int64.
+        """
+        if self._explicit_counts is not None:
+            return
+        self._class_counts = check_class_counts(
+            counts, owner=type(self).__name__)
+        self._on_class_counts(self._class_counts)
 
     @property
-    def is_loaded(self) -> bool:
-        """Whether the counts have been read."""
-        return self._counts is not None
+    def has_class_counts(self) -> bool:
+        """Whether counts have been given or received."""
+        return self._class_counts is not None
 
-    def __call__(self) -> np.ndarray:
-        """The counts (int64, ``(K,)``), read on the first call."""
-        if self._counts is None:
-            self._counts = load_class_counts(
-                train_dataset=self._train_dataset, owner=self.owner)
-            self._train_dataset = None  # built once; free the dataset
-        return self._counts.copy()
+    @property
+    def class_counts(self) -> np.ndarray:
+        """The training samples per class (a copy)."""
+        if self._class_counts is None:
+            raise RuntimeError(
+                f'{type(self).__name__} has no training class counts. Add '
+                f"dict(type='ClassCountsHook') to custom_hooks (the runtime "
+                f'of every etf_plugin config has it), which reads them from '
+                f'the training set or the checkpoint, or give the component '
+                f'class_counts=[...] or counts_file=PATH.')
+        return self._class_counts.copy()
+
+    def _on_class_counts(self, counts: np.ndarray) -> None:
+        """Derive state from new counts (e.g. a log prior); a no-op here."""

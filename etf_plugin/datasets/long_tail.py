@@ -9,49 +9,12 @@ from mmengine.dataset import force_full_init
 from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 
+from etf_plugin.datasets.utils import read_gt_labels
 from etf_plugin.functional.long_tail import (LONG_TAIL_PROFILES,
                                              check_class_order,
                                              check_imbalance_ratio,
                                              class_sizes, long_tail_counts,
                                              long_tail_indices)
-
-
-def read_gt_labels(dataset) -> np.ndarray:
-    """Class index of every sample of ``dataset``, read from annotations.
-
-    Uses the first of ``get_gt_labels()`` (MMPretrain datasets and wrappers),
-    ``get_cat_ids(i)`` (e.g. MMEngine's ``ClassBalancedDataset``) or
-    ``get_data_info(i)['gt_label']`` (e.g. MMEngine's ``ConcatDataset`` and
-    ``RepeatDataset``) that the dataset has. None of them runs the pipeline,
-    so no image is loaded or decoded.
-
-    Args:
-        dataset: A single-label classification dataset.
-
-    Returns:
-        np.ndarray: Labels, int64, shape ``(len(dataset),)``.
-    """
-    if hasattr(dataset, 'get_gt_labels'):
-        return np.asarray(dataset.get_gt_labels()).reshape(-1).astype(np.int64)
-    if hasattr(dataset, 'get_cat_ids'):
-        get_cat_ids = dataset.get_cat_ids
-    elif hasattr(dataset, 'get_data_info'):
-        def get_cat_ids(i):
-            return np.asarray(dataset.get_data_info(i)['gt_label']).reshape(-1)
-    else:
-        raise TypeError(
-            f'{type(dataset).__name__} has none of get_gt_labels(), '
-            f'get_cat_ids(idx) and get_data_info(idx), so its labels cannot '
-            f'be read without loading samples.')
-    labels = np.empty(len(dataset), dtype=np.int64)
-    for i in range(len(dataset)):
-        cat_ids = get_cat_ids(i)
-        if len(cat_ids) != 1:
-            raise ValueError(
-                f'Sample {i} has categories {list(cat_ids)}; a long-tail '
-                f'subsample needs exactly one label per sample.')
-        labels[i] = cat_ids[0]
-    return labels
 
 
 @DATASETS.register_module()
@@ -90,6 +53,15 @@ class LongTailDataset:
     whole and indexed through the sorted list of kept indices, like
     MMEngine's ``ClassBalancedDataset``.
 
+    ``split='heldout'`` gives, instead of the long-tailed subset, up to
+    ``heldout_per_class`` samples of every class drawn (with the same seed)
+    from the samples the subset does *not* keep: a validation set carved out
+    of the training split, disjoint from the training subset, on which knobs
+    (a temperature, τ, a loss weight) can be chosen without touching the
+    test split. Build it with the same options as the training subset plus
+    ``split='heldout'``; a class whose every sample is in the training subset
+    has no held-out sample.
+
     Example config::
 
         train_dataloader = dict(
@@ -118,6 +90,10 @@ class LongTailDataset:
             classes raise a ``ValueError`` naming them. Defaults to False.
         lazy_init (bool): Defer reading labels and choosing the subset until
             :meth:`full_init` (or the first access). Defaults to False.
+        split (str): ``'train'`` (the long-tailed subset) or ``'heldout'``
+            (see above). Defaults to ``'train'``.
+        heldout_per_class (int, optional): Held-out samples per class; needed
+            by ``split='heldout'``.
     """
 
     def __init__(self,
@@ -129,7 +105,18 @@ class LongTailDataset:
                  n_max: Union[int, str] = 'largest',
                  seed: int = 0,
                  allow_empty: bool = False,
-                 lazy_init: bool = False):
+                 lazy_init: bool = False,
+                 split: str = 'train',
+                 heldout_per_class: Optional[int] = None):
+        if split not in ('train', 'heldout'):
+            raise ValueError(f"split must be 'train' or 'heldout', got "
+                             f"{split!r}.")
+        if (split == 'heldout') != (heldout_per_class is not None):
+            raise ValueError("heldout_per_class=N goes with split='heldout' "
+                             "and only with it.")
+        if split == 'heldout' and not _is_int(heldout_per_class, minimum=1):
+            raise ValueError(f'heldout_per_class must be a positive integer, '
+                             f'got {heldout_per_class!r}.')
         if isinstance(dataset, dict):
             self.dataset = DATASETS.build(dataset)
         else:
@@ -146,12 +133,25 @@ class LongTailDataset:
             raise ValueError(f"Unknown long-tail profile {profile!r}; choose "
                              f"one of {LONG_TAIL_PROFILES} or 'counts'.")
         if profile != 'counts':
+            if isinstance(imbalance_ratio, bool) or not isinstance(
+                    imbalance_ratio, (int, float)):
+                raise TypeError(
+                    f'imbalance_ratio must be a number, got '
+                    f'{imbalance_ratio!r} ({type(imbalance_ratio).__name__});'
+                    f' write imbalance_ratio=0.01, not \'0.01\'.')
             check_imbalance_ratio(imbalance_ratio)
-        if isinstance(n_max, str) and n_max not in ('largest', 'smallest'):
-            raise ValueError(f"n_max must be an int, 'largest' or "
+        if not (n_max in ('largest', 'smallest') or _is_int(n_max, 1)):
+            raise ValueError(f"n_max must be a positive integer, 'largest' or "
                              f"'smallest', got {n_max!r}.")
+        if counts is not None:
+            bad = [c for c in counts if not _is_int(c, minimum=0)]
+            if bad:
+                raise ValueError(f'counts must be non-negative integers, got '
+                                 f'{bad[:5]} in {list(counts)[:10]}.')
         self.imbalance_ratio = imbalance_ratio
         self.profile = profile
+        self.split = split
+        self.heldout_per_class = heldout_per_class
         self.counts = None if counts is None else [int(c) for c in counts]
         self.class_order = None if class_order is None else list(class_order)
         self.n_max = n_max
@@ -186,11 +186,18 @@ class LongTailDataset:
         self._check_empty(np.minimum(targets, available), available)
 
         self._ori_indices = long_tail_indices(labels, targets, self.seed)
+        if self.split == 'heldout':
+            left_out = np.setdiff1d(
+                np.arange(len(labels)), self._ori_indices, assume_unique=True)
+            chosen = long_tail_indices(
+                labels[left_out],
+                np.full(num_classes, self.heldout_per_class), self.seed)
+            self._ori_indices = left_out[chosen]
         self._labels = labels[self._ori_indices]
         kept = class_sizes(self._labels, num_classes)
         self._metainfo['class_counts'] = kept.tolist()
         clipped = np.flatnonzero(targets > available)
-        if len(clipped):
+        if len(clipped) and self.split == 'train':
             print_log(
                 f'LongTailDataset: {len(clipped)} classes have fewer samples '
                 f'than their target and keep all of them (first: class '
@@ -226,8 +233,9 @@ class LongTailDataset:
             n_max = int(self.n_max)
         if n_max < 1:
             raise ValueError(
-                f'n_max resolved to {n_max}: the wrapped dataset has an '
-                f'empty class. Pass an explicit n_max or n_max="largest".')
+                f'n_max="{self.n_max}" resolved to {n_max}: the wrapped '
+                f'dataset has an empty class. Pass an explicit n_max or '
+                f'n_max="largest".')
         return long_tail_counts(num_classes, n_max, self.imbalance_ratio,
                                 self.profile, self.class_order)
 
@@ -250,6 +258,16 @@ class LongTailDataset:
             f'LongTailDataset would leave classes {", ".join(shown)}{more} '
             f'with 0 samples: {reason}. Raise imbalance_ratio or n_max, or '
             f'pass allow_empty=True.')
+
+    @property
+    def pipeline(self):
+        """The wrapped dataset's pipeline (tools such as MMPretrain's
+        ``browse_dataset.py`` read and replace it)."""
+        return self.dataset.pipeline
+
+    @pipeline.setter
+    def pipeline(self, pipeline) -> None:
+        self.dataset.pipeline = pipeline
 
     @force_full_init
     def _get_ori_dataset_idx(self, idx: int) -> int:
@@ -302,6 +320,9 @@ class LongTailDataset:
                f' (imbalance_ratio={self.imbalance_ratio}, '
                f'n_max={self.n_max})'),
             f'    Seed: \t{self.seed}',
+            f'    Split: \t{self.split}' + (
+                f' ({self.heldout_per_class} per class)'
+                if self.split == 'heldout' else ''),
         ]
         if self._fully_initialized:
             counts = self._metainfo['class_counts']
@@ -313,3 +334,9 @@ class LongTailDataset:
         lines.append(
             f'    Wrapped dataset: \t{self.dataset.__class__.__name__}')
         return '\n'.join(lines)
+
+
+def _is_int(value, minimum: int) -> bool:
+    """Whether ``value`` is an integer (not a bool, not 2.7) >= ``minimum``."""
+    return (isinstance(value, (int, np.integer)) and not isinstance(
+        value, bool) and value >= minimum)

@@ -1,4 +1,6 @@
-"""Class-aware re-sampling baselines: class-balanced and square-root sampling.
+"""Samplers: the class-aware re-sampling baselines (class-balanced and
+square-root sampling) and the padding-free subset sampler of the
+measurement hooks.
 
 Kang et al. (ICLR 2020, "Decoupling representation and classifier") write
 the usual schemes as one family: class ``c`` is drawn with probability
@@ -20,14 +22,14 @@ When to use which:
   samplers for single-label long-tailed classification.
 """
 import math
-from typing import Iterator, Optional, Sized
+from typing import Iterator, List, Optional, Sized
 
 import torch
 from mmengine.dist import get_dist_info, sync_random_seed
 from mmpretrain.registry import DATA_SAMPLERS
 from torch.utils.data import Sampler
 
-from etf_plugin.datasets.long_tail import read_gt_labels
+from etf_plugin.datasets.utils import read_gt_labels
 from etf_plugin.functional.long_tail import class_power_weights
 
 
@@ -152,3 +154,43 @@ class SquareRootSampler(ClassPowerSampler):
                  num_samples: Optional[int] = None,
                  seed: Optional[int] = None) -> None:
         super().__init__(dataset, 0.5, num_samples=num_samples, seed=seed)
+
+
+class SubsetSampler(Sampler):
+    """This rank's share of the whole dataset or a fixed subset, no padding.
+
+    Unlike ``DefaultSampler(round_up=True)`` it repeats no sample, so sums
+    reduced over ranks count every sample exactly once.
+
+    Args:
+        dataset_size (int): Length of the dataset.
+        max_samples (int, optional): Size of the subset, drawn once with
+            ``seed`` and identical on every rank. None means all samples.
+        seed (int): Seed of the subset. Defaults to 0.
+        rank (int, optional): This process's rank. Defaults to the current
+            distributed rank.
+        world_size (int, optional): Number of ranks. Defaults to the current
+            distributed world size.
+    """
+
+    def __init__(self,
+                 dataset_size: int,
+                 max_samples: Optional[int] = None,
+                 seed: int = 0,
+                 rank: Optional[int] = None,
+                 world_size: Optional[int] = None):
+        indices = torch.arange(dataset_size)
+        if max_samples is not None and max_samples < dataset_size:
+            generator = torch.Generator().manual_seed(seed)
+            chosen = torch.randperm(dataset_size, generator=generator)
+            indices = chosen[:max_samples].sort().values
+        dist_rank, dist_world_size = get_dist_info()
+        rank = dist_rank if rank is None else rank
+        world_size = dist_world_size if world_size is None else world_size
+        self.indices: List[int] = indices[rank::world_size].tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)

@@ -23,6 +23,7 @@ def dot_regression_loss(logits: torch.Tensor,
                         feat_norm: Optional[torch.Tensor] = None,
                         class_balanced: bool = False,
                         class_counts: Optional[torch.Tensor] = None,
+                        class_weight: Optional[torch.Tensor] = None,
                         norm_reg: float = 0.0,
                         weight: Optional[torch.Tensor] = None,
                         reduction: str = 'mean',
@@ -41,13 +42,18 @@ def dot_regression_loss(logits: torch.Tensor,
             variant). The regression term uses them detached; ``norm_reg``
             uses them with their gradient. ``None`` means unit features.
         class_balanced (bool): Apply the per-batch class-balanced target
-            lengths of the authors' released code: every sample of class ``k``
-            weighs ``gamma / c_k``, ``c_k`` the (soft) count of class ``k`` in
-            the batch and ``gamma`` = batch size / number of classes present,
-            so every class present gets the same total weight. Defaults to
-            False (the paper's unweighted loss).
-        class_counts (torch.Tensor, optional): ``(K,)`` counts to use instead
-            of this batch's, e.g. summed over all ranks.
+            lengths of the authors' released code: the term of class ``k``
+            weighs ``gamma / c_k``, ``c_k`` the count of class ``k`` among the
+            batch's hard labels (:func:`hard_label_counts`) and ``gamma`` =
+            batch size / number of classes present, so every class present
+            gets the same total weight; absent classes weigh 1, as in the
+            authors' code. Defaults to False (the paper's unweighted loss).
+        class_counts (torch.Tensor, optional): ``(K,)`` hard-label counts to
+            use instead of this batch's, e.g. summed over all ranks.
+        class_weight (torch.Tensor, optional): ``(K,)`` fixed per-class
+            weights of the terms, e.g. the dataset-level tempered weights of
+            :func:`tempered_class_weights`. Not together with
+            ``class_balanced``. Defaults to None (every class weighs 1).
         norm_reg (float): Weight of the ``mean ||h||`` penalty of the
             ImageNet-LT variant (0.01 there). Needs ``feat_norm``.
         weight (torch.Tensor, optional): ``(N,)`` per-sample weights.
@@ -70,10 +76,18 @@ def dot_regression_loss(logits: torch.Tensor,
         length = feat_norm.detach().reshape(-1, 1).clamp(min=EPS)
     per_class = 0.5 * (logits - length)**2 / length  # (N, K)
 
+    if class_balanced and class_weight is not None:
+        raise ValueError('Give class_balanced=True (per-batch weights) or '
+                         'class_weight (fixed weights), not both.')
+    if class_weight is not None:
+        if class_weight.shape != (num_classes, ):
+            raise ValueError(f'class_weight must have shape ({num_classes},), '
+                             f'got {tuple(class_weight.shape)}.')
+        probs = probs * class_weight.to(probs)
     if class_balanced:
         if class_counts is None:
-            class_counts = probs.detach().sum(dim=0)
-        probs = probs * class_balanced_weights(class_counts)
+            class_counts = hard_label_counts(target, num_classes)
+        probs = probs * class_balanced_weights(class_counts).to(probs)
     loss = (per_class * probs).sum(dim=1)
     if norm_reg:
         loss = loss + norm_reg * feat_norm.reshape(-1)
@@ -113,11 +127,38 @@ def reduce_loss(loss: torch.Tensor,
     return loss.sum() / (avg_factor + torch.finfo(torch.float32).eps)
 
 
+def hard_label_counts(target: torch.Tensor,
+                      num_classes: int) -> torch.Tensor:
+    """Per-class counts of a batch's hard labels, float ``(K,)``.
+
+    Integer labels are counted as they are; soft targets by their argmax.
+    Soft scores must not be summed instead: label smoothing gives every
+    class a small mass, so every class would look present, and an absent
+    class would get a weight of about ``1/eps``. For label smoothing the
+    argmax is the label. For MMPretrain's Mixup and CutMix (one mixing
+    ratio per batch) it is, for every sample, the label of the same one of
+    the two mixed images, and the second image's labels are a permutation
+    of the batch: either way the counts are those of the un-mixed labels,
+    which is what the authors count.
+
+    Args:
+        target (torch.Tensor): ``(N,)`` labels or ``(N, K)`` soft targets.
+        num_classes (int): Number of classes ``K``.
+
+    Returns:
+        torch.Tensor: ``(K,)`` counts, float32.
+    """
+    labels = target.argmax(dim=1) if target.dim() == 2 else target
+    return torch.bincount(labels.reshape(-1).long(),
+                          minlength=num_classes).float()
+
+
 def class_balanced_weights(class_counts: torch.Tensor) -> torch.Tensor:
     """Per-class weights ``gamma / c_k`` that give every present class the
     same total weight ``gamma`` = total count / number of present classes.
 
-    Absent classes get weight 0 (they have no sample to weigh).
+    Absent classes get weight 1: in the authors' code their target length
+    stays 1. Only soft targets (e.g. label smoothing) give them any mass.
 
     Args:
         class_counts (torch.Tensor): ``(K,)`` non-negative (soft) counts.
@@ -128,7 +169,41 @@ def class_balanced_weights(class_counts: torch.Tensor) -> torch.Tensor:
     present = class_counts > 0
     gamma = class_counts.sum() / present.sum().clamp(min=1)
     return torch.where(present, gamma / class_counts.clamp(min=EPS),
-                       torch.zeros_like(class_counts))
+                       torch.ones_like(class_counts))
+
+
+def tempered_class_weights(class_counts, power: float) -> torch.Tensor:
+    """Dataset-level per-class weights ``w_k ∝ n_k^(-power)``.
+
+    The fixed-weight counterpart of :func:`class_balanced_weights`: from the
+    *training-set* counts ``n_k`` instead of one batch's. ``power = 0`` gives
+    every class weight 1 (the paper's unweighted loss); ``power = 1`` gives
+    every class the same total weight over the training set, the
+    dataset-level version of the per-batch ``gamma / c_k``; values in between
+    temper the re-weighting. The weights are normalised so that the mean
+    weight of a training sample is 1 (``sum_k n_k w_k = sum_k n_k``), so the
+    loss keeps the scale of the unweighted loss. Classes without a training
+    sample get weight 1 (no label of theirs can occur).
+
+    Args:
+        class_counts (Sequence[int] | torch.Tensor): ``(K,)`` training
+            samples per class.
+        power (float): The exponent ``q``, in ``[0, 1]``.
+
+    Returns:
+        torch.Tensor: ``(K,)`` float32 weights.
+    """
+    if not 0 <= power <= 1:
+        raise ValueError(f'power must lie in [0, 1], got {power}.')
+    counts = torch.as_tensor(class_counts, dtype=torch.float64).reshape(-1)
+    if (counts < 0).any() or counts.sum() <= 0:
+        raise ValueError(f'class_counts must be non-negative with a positive '
+                         f'total, got {counts.tolist()}.')
+    present = counts > 0
+    raw = torch.where(present, counts.clamp(min=1).pow(-power),
+                      torch.zeros_like(counts))
+    raw = raw * counts.sum() / (counts * raw).sum()
+    return torch.where(present, raw, torch.ones_like(counts)).float()
 
 
 def target_distribution(target: torch.Tensor, num_classes: int,

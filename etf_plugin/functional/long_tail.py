@@ -126,9 +126,15 @@ def long_tail_indices(labels: Sequence[int],
     all samples, so the global RNG is never touched and every distributed
     rank computes the same subset without communication.
 
-    Cost: one permutation and one stable argsort of ``N`` labels, i.e.
-    ``O(N log N)`` time and ``O(N)`` integer memory, with no Python loop
-    over classes or samples.
+    Cost: one permutation of ``N`` indices, one stable sort of the permuted
+    labels cast to the smallest unsigned type that holds every class
+    (``uint8``/``uint16`` up to 65,536 classes, which NumPy sorts stably by
+    radix sort, ``O(N)``), one gather of the kept positions and a boolean
+    mask over ``N`` for the final order (instead of a sort of the kept
+    indices): ``O(N)`` time and memory, no Python loop over classes or
+    samples. The subset is exactly the one of the plain definition (stable
+    sort by label of the permuted samples, first ``class_counts[c]`` of each
+    class, sorted), which ``tests/functional/test_long_tail_maths.py`` pins.
 
     Args:
         labels (Sequence[int]): Class index of every sample, shape ``(N,)``,
@@ -148,16 +154,35 @@ def long_tail_indices(labels: Sequence[int],
         raise ValueError(
             f'labels must lie in [0, {len(targets)}) to match class_counts, '
             f'got labels in [{labels.min()}, {labels.max()}].')
-    rng = np.random.default_rng(seed)
-    shuffled = rng.permutation(len(labels))
+    num_labels, num_classes = len(labels), len(targets)
+    shuffled = np.random.default_rng(seed).permutation(num_labels)
     # Stable sort keeps the random order inside each class, so the first
-    # class_counts[c] entries of class c are a uniform random subset.
-    by_class = shuffled[np.argsort(labels[shuffled], kind='stable')]
-    sorted_labels = labels[by_class]
-    class_start = np.searchsorted(sorted_labels, np.arange(len(targets)))
-    rank_in_class = np.arange(len(labels)) - class_start[sorted_labels]
-    keep = rank_in_class < targets[sorted_labels]
-    return np.sort(by_class[keep])
+    # class_counts[c] entries of class c are a uniform random subset. With
+    # 8- or 16-bit keys NumPy's stable sort is a radix sort.
+    small = labels.astype(_label_dtype(num_classes))
+    by_class = np.argsort(small[shuffled], kind='stable')
+    # Class c occupies positions [start_c, start_c + size_c) of by_class;
+    # it keeps the first min(size_c, target_c) of them.
+    sizes = np.bincount(small, minlength=num_classes).astype(np.int64)
+    kept = np.minimum(sizes, targets)
+    starts = np.cumsum(sizes) - sizes
+    kept_starts = np.cumsum(kept) - kept
+    positions = np.arange(int(kept.sum())) + np.repeat(starts - kept_starts,
+                                                       kept)
+    # Sorted kept indices as a mask over all samples: O(N), no sort.
+    mask = np.zeros(num_labels, dtype=bool)
+    mask[shuffled[by_class[positions]]] = True
+    return np.flatnonzero(mask)
+
+
+def _label_dtype(num_classes: int) -> type:
+    """The smallest integer type that holds every class index: 8 or 16 bits
+    make NumPy's stable argsort a radix sort."""
+    if num_classes <= 1 << 8:
+        return np.uint8
+    if num_classes <= 1 << 16:
+        return np.uint16
+    return np.int64
 
 
 def class_sizes(labels: Sequence[int], num_classes: int) -> np.ndarray:

@@ -54,17 +54,35 @@ counts present classes only) and listed under ``absent_classes``; a metric
 that needs more classes than are present (e.g. a pairwise cosine within a
 group of one class) is left out of the result rather than returned as NaN.
 """
+import contextlib
 import math
 import warnings
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
-from mmengine.dist import all_reduce
 
 from .long_tail import shot_groups
 
 # Relative cut-off of the pseudo-inverse in NC1 (see the module docstring).
 PINV_RCOND = 1e-10
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device):
+    """Run the block with torch's intra-op pool set to one thread when
+    ``device`` is the CPU (no-op elsewhere or when it has one already); the
+    previous setting is restored whatever happens. The setting is process
+    wide: another Python thread running torch ops meanwhile would run them
+    on one thread too."""
+    threads = torch.get_num_threads()
+    if device.type != 'cpu' or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class NCAccumulator:
@@ -79,9 +97,9 @@ class NCAccumulator:
     ``S`` and that subtraction would cancel most digits of a float32 sum.
 
     NC4 needs each sample's distance to the *final* class means, so it takes a
-    second pass: call :meth:`update` on all data (and :meth:`all_reduce` when
-    distributed), then :meth:`update_ncc` on the same data (and
-    :meth:`all_reduce_ncc`). Reusing the means of an earlier measurement
+    second pass: call :meth:`update` on all data (and sum
+    :meth:`statistics` over ranks when distributed), then :meth:`update_ncc`
+    on the same data (and sum :meth:`ncc_statistics`). Reusing the means of an earlier measurement
     instead would mix two models, so it is not offered.
 
     Args:
@@ -117,19 +135,41 @@ class NCAccumulator:
             features (torch.Tensor): ``(B, d)`` features.
             labels (torch.Tensor): ``(B,)`` integer labels in ``[0, K)``.
         """
-        feats = self._check_batch(features)
-        labels = labels.detach().to(self.sums.device).long().flatten()
-        if labels.numel() != feats.shape[0]:
-            raise ValueError(f'Got {feats.shape[0]} features but '
-                             f'{labels.numel()} labels.')
-        if labels.numel() and (labels.min() < 0
-                               or labels.max() >= self.num_classes):
-            raise ValueError(f'Labels must lie in [0, {self.num_classes}); '
-                             f'got [{labels.min().item()}, '
-                             f'{labels.max().item()}]. Check num_classes.')
-        self.counts += torch.bincount(labels, minlength=self.num_classes)
-        self.sums.index_add_(0, labels, feats)
+        # The floor of this method is the d x d product below
+        # (benchmarks/nc_accumulator.py); the cast to float64, the label
+        # checks, the counts and the class sums are memory-bound passes over
+        # B x d numbers, about 1 % of it on one thread. On the CPU they run
+        # on one thread: each parallel region they would open has to wait
+        # for every pool thread, and on a loaded machine (a thread
+        # descheduled) that costs milliseconds each time, which made the
+        # update 2-3x the product at 2 threads. The product keeps the pool.
+        with _one_cpu_thread(self.sums.device):
+            feats = self._check_batch(features)
+            labels = self._check_labels(labels, feats.shape[0])
+            if not labels.numel():
+                return
+            self.counts += torch.bincount(labels, minlength=self.num_classes)
+            # The rows in batch order, as index_add_ would (same sums, bit
+            # for bit), in one pass.
+            self.sums.scatter_add_(0, labels[:, None].expand(-1, self.dim),
+                                   feats)
         self.second_moment.addmm_(feats.T, feats)
+
+    def _check_labels(self, labels: torch.Tensor,
+                      num_features: int) -> torch.Tensor:
+        """``labels`` as int64 on the statistics' device, checked against
+        the batch size and ``[0, K)`` with one reduction and one sync."""
+        labels = labels.detach().to(self.sums.device, torch.long).flatten()
+        if labels.numel() != num_features:
+            raise ValueError(f'Got {num_features} features but '
+                             f'{labels.numel()} labels.')
+        if labels.numel():
+            low, high = torch.aminmax(labels)
+            if ((low < 0) | (high >= self.num_classes)).item():
+                raise ValueError(f'Labels must lie in [0, {self.num_classes}'
+                                 f'); got [{low.item()}, {high.item()}]. '
+                                 f'Check num_classes.')
+        return labels
 
     def update_ncc(self,
                    features: torch.Tensor,
@@ -138,8 +178,8 @@ class NCAccumulator:
         """Second pass: count NCC-vs-classifier disagreements on a batch.
 
         Uses the class means of everything :meth:`update` has seen, so call it
-        only once those are final (after :meth:`all_reduce` when
-        distributed).
+        only once those are final (after summing :meth:`statistics` over
+        ranks when distributed).
 
         Args:
             features (torch.Tensor): ``(B, d)`` features.
@@ -163,20 +203,18 @@ class NCAccumulator:
         self.ncc_mismatches += mismatch.sum()
         self.ncc_samples += feats.shape[0]
 
-    def all_reduce(self) -> None:
-        """Sum the counts, class sums and second moment over all ranks.
+    def statistics(self) -> List[torch.Tensor]:
+        """The tensors :meth:`update` accumulates (counts, class sums, second
+        moment), to be summed in place over ranks by the caller after the
+        last :meth:`update`, e.g. with ``mmengine.dist.all_reduce``. Every
+        sample must be seen by exactly one rank (a sampler without padding),
+        or duplicates are counted twice."""
+        return [self.counts, self.sums, self.second_moment]
 
-        Call it once, on every rank, after the last :meth:`update`; a no-op
-        when not distributed. Every sample must be seen by exactly one rank
-        (a sampler without padding), or the duplicates are counted twice.
-        """
-        for stat in (self.counts, self.sums, self.second_moment):
-            all_reduce(stat, op='sum')
-
-    def all_reduce_ncc(self) -> None:
-        """Sum the NC4 counts over all ranks, once, after the second pass."""
-        for stat in (self.ncc_mismatches, self.ncc_samples):
-            all_reduce(stat, op='sum')
+    def ncc_statistics(self) -> List[torch.Tensor]:
+        """The tensors :meth:`update_ncc` accumulates, to be summed over
+        ranks after the second pass."""
+        return [self.ncc_mismatches, self.ncc_samples]
 
     def _check_classifier(self, classifier: torch.Tensor) -> torch.Tensor:
         if classifier.shape != (self.num_classes, self.dim):
@@ -205,7 +243,12 @@ class NCAccumulator:
 
         Returns:
             dict: Float metrics, plus ``num_samples``, ``num_classes_present``
-            and ``absent_classes`` (a list of class indices).
+            and ``absent_classes`` (a list of class indices). With
+            ``class_counts``, also ``mean_norm_ratio_<group>``: the mean norm
+            ``||mu_k - mu_c||`` of the group's centred class means over that
+            of all present classes (1 when every class mean is as far from
+            the centre; the few-shot value falls below 1 when minority
+            features shrink, as in Hong & Ling's UFM past the threshold).
         """
         present = self.counts > 0
         num_present = int(present.sum())
@@ -246,6 +289,9 @@ class NCAccumulator:
                 members = members[present]
                 if classifier is not None and members.any():
                     result[f'wm_cos_{name}'] = wm_cos[members].mean().item()
+                if members.any():
+                    result[f'mean_norm_ratio_{name}'] = _group_norm_ratio(
+                        centred, members)
                 if members.sum() >= 2:
                     result[f'mc_means_cos_{name}'] = _mean_pairwise_cos(
                         centred[members])
@@ -320,6 +366,13 @@ def _nc1(centred: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor,
     eig_within = scatter.clamp_min(0) / counts.sum()
     eig_between = eig_gram[keep] / num_classes
     return (eig_within / eig_between).sum().item() / num_classes
+
+
+def _group_norm_ratio(centred: torch.Tensor, members: torch.Tensor) -> float:
+    """Mean norm of the centred class means of a group (``members``, a
+    boolean mask over the present classes) over the mean of all of them."""
+    norms = centred.norm(dim=1)
+    return (norms[members].mean() / norms.mean().clamp_min(1e-300)).item()
 
 
 def _unit_rows(vectors: torch.Tensor) -> torch.Tensor:

@@ -1,3 +1,7 @@
-from .nc_curves import load_nc_records, plot_nc_curves
+from .nc_curves import (load_nc_records, nc_curves_figure, plot_nc_curves,
+                        save_nc_records)
 
-__all__ = ['load_nc_records', 'plot_nc_curves']
+__all__ = [
+    'load_nc_records', 'save_nc_records', 'nc_curves_figure',
+    'plot_nc_curves'
+]

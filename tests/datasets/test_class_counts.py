@@ -4,7 +4,10 @@ from mmengine.registry import DefaultScope
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
-from etf_plugin.datasets import LazyClassCounts, load_class_counts
+from mmengine.dataset import ClassBalancedDataset, RepeatDataset
+
+from etf_plugin.datasets import (ClassCountsConsumer, load_class_counts,
+                                 training_class_counts)
 
 LABELS = [0] * 7 + [1] * 3 + [3] * 2  # class 2 has no sample
 
@@ -41,28 +44,39 @@ def test_three_sources_agree(tmp_path):
     from_list = load_class_counts(class_counts=expected)
     from_file = load_class_counts(counts_file=str(path))
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        from_dataset = load_class_counts(train_dataset=fake_train())
-        # a LongTailDataset config, even a lazily initialised one
-        from_long_tail = load_class_counts(
-            train_dataset=dict(
+        from_dataset = training_class_counts(DATASETS.build(fake_train()))
+        # a LongTailDataset, even a lazily initialised one: its metainfo
+        long_tail = DATASETS.build(
+            dict(
                 type='LongTailDataset',
                 dataset=fake_train(),
                 counts=[5, 3, 0, 1],
                 allow_empty=True,
                 lazy_init=True))
+        from_long_tail = training_class_counts(long_tail, num_classes=4)
     for counts in (from_list, from_file, from_dataset):
         assert counts.dtype == np.int64
         assert counts.tolist() == expected
     assert from_long_tail.tolist() == [5, 3, 0, 1]
     assert CountsFakeTrain.sample_loads == 0  # labels only
+    assert load_class_counts() is None  # no override
 
 
-def test_exactly_one_source_and_bad_values(tmp_path):
-    with pytest.raises(ValueError, match='MyLoss needs .* exactly one'):
-        load_class_counts(owner='MyLoss')
-    with pytest.raises(
-            ValueError, match=r"got \['class_counts', "
-            r"'counts_file'\]"):
+def test_repeating_wrappers_count_distinct_samples():
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        train = DATASETS.build(fake_train())
+        repeated = RepeatDataset(train, times=3)
+        balanced = ClassBalancedDataset(train, oversample_thr=0.5)
+        assert len(repeated) == 3 * len(train)
+        assert len(balanced) > len(train)
+        for dataset in (repeated, balanced):
+            assert training_class_counts(dataset).tolist() == [7, 3, 0, 2]
+        with pytest.raises(ValueError, match='model has 5'):
+            training_class_counts(train, num_classes=5)
+
+
+def test_bad_values(tmp_path):
+    with pytest.raises(ValueError, match='not both'):
         load_class_counts(class_counts=[1], counts_file='c.txt')
     with pytest.raises(ValueError, match='counts_file=PATH'):
         load_class_counts(class_counts='counts.txt')
@@ -74,28 +88,36 @@ def test_exactly_one_source_and_bad_values(tmp_path):
         load_class_counts(class_counts=[])
     path = tmp_path / 'counts.txt'
     path.write_text('7\nseven\n')
-    with pytest.raises(ValueError, match='one integer count per line'):
+    with pytest.raises(ValueError, match=r'counts.txt:2 .*one integer count'):
         load_class_counts(counts_file=str(path))
     with pytest.raises(FileNotFoundError):
         load_class_counts(counts_file=str(tmp_path / 'missing.txt'))
 
 
-def test_lazy_counts_read_a_dataset_once_on_first_call():
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        reads = CountsFakeTrain.annotation_reads
-        lazy = LazyClassCounts(train_dataset=fake_train())
-        assert not lazy.is_loaded
-        assert CountsFakeTrain.annotation_reads == reads
-        assert lazy().tolist() == [7, 3, 0, 2]
-        assert lazy().tolist() == [7, 3, 0, 2]
-        assert CountsFakeTrain.annotation_reads == reads + 1
-    # lists are read and checked at once
-    assert LazyClassCounts(class_counts=[4, 2]).is_loaded
+class Consumer(ClassCountsConsumer):
+    def __init__(self, **kwargs):
+        self.derived = None
+        self._init_class_counts(**kwargs)
+
+    def _on_class_counts(self, counts):
+        self.derived = counts.sum()
+
+
+def test_consumer_takes_counts_unless_given_its_own():
+    consumer = Consumer()
+    assert not consumer.has_class_counts
+    with pytest.raises(RuntimeError, match="ClassCountsHook"):
+        consumer.class_counts
+    consumer.set_class_counts(np.array([4, 2]))
+    assert consumer.class_counts.tolist() == [4, 2]
+    assert consumer.derived == 6
     with pytest.raises(ValueError, match='non-negative'):
-        LazyClassCounts(class_counts=[4, -2])
-    with pytest.raises(ValueError, match='exactly one'):
-        LazyClassCounts()
+        consumer.set_class_counts(np.array([4, -2]))
     # the caller cannot change the stored counts
-    lazy = LazyClassCounts(class_counts=[4, 2])
-    lazy()[0] = 100
-    assert lazy().tolist() == [4, 2]
+    consumer.class_counts[0] = 100
+    assert consumer.class_counts.tolist() == [4, 2]
+
+    explicit = Consumer(class_counts=[1, 1, 1])
+    assert explicit.derived == 3
+    explicit.set_class_counts(np.array([9, 9, 9]))
+    assert explicit.class_counts.tolist() == [1, 1, 1]

@@ -253,3 +253,64 @@ def test_empty_class_is_named_unless_allowed():
     ds = FakeLabelDataset([0, 0, 1, 1], num_classes=3)
     with pytest.raises(ValueError, match='has none of them'):
         LongTailDataset(ds, imbalance_ratio=1.0)
+
+
+def test_heldout_split_is_disjoint_bounded_and_seeded():
+    labels = cifar_labels(10, 40)
+    base = FakeLabelDataset(labels)
+    options = dict(imbalance_ratio=0.1, seed=3)
+    train = LongTailDataset(base, **options)
+    heldout = LongTailDataset(
+        base, split='heldout', heldout_per_class=15, **options)
+    train_idx = {train._get_ori_dataset_idx(i) for i in range(len(train))}
+    held_idx = [heldout._get_ori_dataset_idx(i) for i in range(len(heldout))]
+    assert not train_idx & set(held_idx)  # never a training image
+    assert len(set(held_idx)) == len(held_idx)
+    kept = np.asarray(train.metainfo['class_counts'])
+    counts = np.asarray(heldout.metainfo['class_counts'])
+    # up to 15 of what the subset left out (40 - kept per class)
+    assert counts.tolist() == np.minimum(15, 40 - kept).tolist()
+    assert held_idx == [
+        LongTailDataset(base, split='heldout', heldout_per_class=15,
+                        **options)._get_ori_dataset_idx(i)
+        for i in range(len(heldout))
+    ]
+    other = LongTailDataset(
+        base, split='heldout', heldout_per_class=15, imbalance_ratio=0.1,
+        seed=4)
+    assert sorted(other._ori_indices.tolist()) != sorted(held_idx)
+    with pytest.raises(ValueError, match="heldout_per_class=N goes with"):
+        LongTailDataset(base, split='heldout')
+    with pytest.raises(ValueError, match="heldout_per_class=N goes with"):
+        LongTailDataset(base, heldout_per_class=3)
+    with pytest.raises(ValueError, match='positive integer'):
+        LongTailDataset(base, split='heldout', heldout_per_class=2.5)
+    with pytest.raises(ValueError, match="'train' or 'heldout'"):
+        LongTailDataset(base, split='val')
+
+
+def test_heldout_config_follows_the_training_config():
+    from etf_plugin.datasets import heldout_dataset_cfg
+    train_cfg = dict(
+        type='LongTailDataset',
+        dataset=dict(type='Digits', split='train',
+                     pipeline=[dict(type='RandomCrop', crop_size=8),
+                               dict(type='PackInputs')]),
+        imbalance_ratio=0.02, seed=7)
+    cfg = heldout_dataset_cfg(train_cfg, 20, [dict(type='PackInputs')])
+    assert cfg['split'] == 'heldout' and cfg['heldout_per_class'] == 20
+    assert cfg['imbalance_ratio'] == 0.02 and cfg['seed'] == 7
+    assert cfg['dataset']['pipeline'] == [dict(type='PackInputs')]
+    assert train_cfg['dataset']['pipeline'][0]['type'] == 'RandomCrop'
+    with pytest.raises(ValueError, match='ImageNet_LT_val'):
+        heldout_dataset_cfg(dict(type='ImageNet'), 20)
+
+
+def test_browse_tools_can_swap_the_pipeline():
+    base = FakeLabelDataset(cifar_labels(4, 10), pipeline=[])
+    dataset = LongTailDataset(base, imbalance_ratio=0.5)
+    pipeline = CountingPipeline()
+    dataset.pipeline = pipeline  # what browse_dataset.py does
+    assert base.pipeline is pipeline and dataset.pipeline is pipeline
+    dataset[0]
+    assert pipeline.calls == 1

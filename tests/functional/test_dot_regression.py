@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from etf_plugin.functional import (class_balanced_weights,
-                                   dot_regression_loss, simplex_etf)
+                                   dot_regression_loss, hard_label_counts,
+                                   simplex_etf)
 
 
 def _features(n=12, dim=16, seed=0):
@@ -67,7 +68,7 @@ def test_class_balanced_lengths_equalise_class_totals():
     weights = class_balanced_weights(counts)
     gamma = 10 / 3
     assert torch.allclose(weights,
-                          torch.tensor([gamma / 7, gamma / 2, gamma, 0.0],
+                          torch.tensor([gamma / 7, gamma / 2, gamma, 1.0],
                                        dtype=torch.float64))
     # with equal per-sample terms, every present class contributes gamma
     cos = torch.zeros(10, 4, dtype=torch.float64)
@@ -85,6 +86,36 @@ def test_class_balanced_lengths_equalise_class_totals():
         class_counts=torch.tensor([1.0, 1.0, 1.0, 1.0]),
         reduction='none')
     assert torch.allclose(per_sample_global, 0.5 * torch.ones(10).double())
+
+
+def test_class_balanced_counts_hard_labels_of_soft_targets():
+    # Label smoothing (eps 0.1, K = 100, batch 32): summing the soft scores
+    # would make all 100 classes look present and give the ~80 absent ones
+    # weights ~1/eps; counted by hard labels the absent classes keep weight
+    # 1 and carry only the smoothing mass.
+    g = torch.Generator().manual_seed(0)
+    num_classes, eps = 100, 0.1
+    labels = torch.randint(0, 20, (32, ), generator=g)
+    smooth = (1 - eps) * F.one_hot(labels, num_classes).double() + \
+        eps / num_classes
+    assert torch.equal(hard_label_counts(smooth, num_classes),
+                       hard_label_counts(labels, num_classes))
+    cos = torch.zeros(32, num_classes, dtype=torch.float64)
+    weighted = dot_regression_loss(
+        cos, smooth, class_balanced=True, reduction='none')
+    weights = class_balanced_weights(hard_label_counts(labels, num_classes))
+    absent = weights.new_ones(num_classes, dtype=torch.bool)
+    absent[labels] = False
+    share = (smooth * weights.double())[:, absent].sum() / (
+        smooth * weights.double()).sum()
+    assert share < 0.1  # was 0.84 when soft scores were counted
+    assert torch.allclose(weighted, 0.5 * (smooth * weights.double()).sum(1))
+    # Mixup with one ratio per batch: the same counts as the un-mixed labels
+    perm = torch.randperm(32, generator=g)
+    mixed = 0.3 * F.one_hot(labels, num_classes) + 0.7 * F.one_hot(
+        labels[perm], num_classes)
+    assert torch.equal(hard_label_counts(mixed.double(), num_classes),
+                       hard_label_counts(labels, num_classes))
 
 
 def test_unnormalised_variant_matches_released_formula():

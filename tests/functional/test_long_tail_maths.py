@@ -65,6 +65,64 @@ def test_indices_realise_counts_and_clip():
         idx, long_tail_indices(torch.from_numpy(labels), targets, seed=4))
 
 
+def reference_long_tail_indices(labels, class_counts, seed):
+    """The definition, plainly: one seeded permutation, a stable sort by
+    label, the first n_c samples of every class, sorted."""
+    labels = np.asarray(labels, dtype=np.int64)
+    shuffled = np.random.default_rng(seed).permutation(len(labels))
+    by_class = shuffled[np.argsort(labels[shuffled], kind='stable')]
+    # by_class cut where the (sorted) label changes: one array per class.
+    bounds = np.searchsorted(labels[by_class], np.arange(1, len(class_counts)))
+    per_class = np.split(by_class, bounds)
+    kept = [members[:n] for members, n in zip(per_class, class_counts)]
+    return np.sort(np.concatenate(kept)).astype(np.int64)
+
+
+@pytest.mark.parametrize('num_classes', [1, 5, 256, 257, 1000, 70_000])
+@pytest.mark.parametrize('seed', [0, 1, 7, 2024])
+def test_indices_equal_numpy_reference(num_classes, seed):
+    # 1, 256 and 257 classes straddle the uint8/uint16 keys, 70,000 classes
+    # need int64 keys. Class sizes are uneven and targets are drawn around
+    # them, so some classes keep everything (fewer samples than their
+    # target), some keep nothing and one class is absent.
+    rng = np.random.default_rng(num_classes * 10 + seed)
+    num_labels = max(4 * num_classes, 3000)
+    profile = rng.pareto(1.0, size=num_classes) + 0.1
+    if num_classes > 1:
+        profile[num_classes // 2] = 0  # an absent class
+    labels = rng.choice(
+        num_classes, size=num_labels, p=profile / profile.sum())
+    sizes = np.bincount(labels, minlength=num_classes)
+    # Targets from 0 to twice the class size: some below, some above it.
+    targets = np.rint(sizes * rng.uniform(0, 2, size=num_classes)).astype(
+        np.int64) + rng.integers(0, 3, size=num_classes)
+    targets[rng.random(num_classes) < 0.2] = 0
+    if num_classes > 1:  # at least one of each case, whatever the draw
+        some = rng.permutation(np.flatnonzero(sizes >= 2))[:3]
+        targets[some] = [0, sizes[some[1]] + 3, sizes[some[2]] // 2]
+    expected = reference_long_tail_indices(labels, targets, seed)
+    if num_classes > 1:
+        assert (sizes < targets).any() and (targets == 0).any()
+        assert ((0 < targets) & (targets < sizes)).any()
+    for given in (labels, labels.astype(np.int32),
+                  torch.from_numpy(labels)):
+        idx = long_tail_indices(given, targets, seed=seed)
+        assert idx.dtype == np.int64
+        assert np.array_equal(idx, expected)
+
+
+def test_indices_empty_and_unbalanced_extremes():
+    assert long_tail_indices([], [3, 2]).tolist() == []
+    assert long_tail_indices(np.zeros(0, np.int64), []).tolist() == []
+    labels = np.array([1, 1, 1, 0])
+    assert long_tail_indices(labels, [0, 0], seed=3).tolist() == []
+    assert long_tail_indices(labels, [5, 5], seed=3).tolist() == [0, 1, 2, 3]
+    for seed in range(5):
+        assert np.array_equal(
+            long_tail_indices(labels, [1, 2], seed=seed),
+            reference_long_tail_indices(labels, [1, 2], seed))
+
+
 def test_indices_uniform_within_class():
     # One class of 10 samples keeping 3: over many seeds each sample is kept
     # with probability 3/10.

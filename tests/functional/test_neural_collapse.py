@@ -196,6 +196,46 @@ def test_streaming_equals_one_shot_for_any_batch_split(seed):
             assert streamed[key] == value
 
 
+def test_update_statistics_equal_float64_definition():
+    # float32 features far from the origin: class sums or a second moment
+    # accumulated in float32 would be off by ~1e-7 relative, the float64
+    # definition below is met to ~1e-15.
+    g = torch.Generator().manual_seed(0)
+    labels = imbalanced_labels(7, 3000, g)
+    features = (1000 + torch.randn(3000, 48, generator=g)).float()
+    accumulator = NCAccumulator(7, 48)
+    for lo, hi in [(0, 0), (0, 1), (1, 257), (257, 257), (257, 3000)]:
+        accumulator.update(features[lo:hi], labels[lo:hi].int())
+    h = features.double()
+    counts, sums, second_moment = accumulator.statistics()
+    assert counts.dtype == sums.dtype == second_moment.dtype == torch.float64
+    assert counts.tolist() == torch.bincount(labels, minlength=7).tolist()
+    expected_sums = torch.stack([h[labels == k].sum(0) for k in range(7)])
+    expected_moment = sum(torch.outer(row, row) for row in h[:300]) + \
+        h[300:].T @ h[300:]
+    torch.testing.assert_close(sums, expected_sums, rtol=1e-13, atol=0)
+    torch.testing.assert_close(
+        second_moment, expected_moment, rtol=1e-13, atol=0)
+
+
+def test_update_restores_the_thread_count():
+    # update() runs its memory-bound steps on one CPU thread; the caller's
+    # setting must come back, after an error too.
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        accumulator = NCAccumulator(5, 8)
+        accumulator.update(torch.randn(4, 8), torch.tensor([0, 1, 2, 3]))
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match='num_classes'):
+            accumulator.update(torch.randn(4, 8), torch.tensor([0, 1, 2, 5]))
+        assert torch.get_num_threads() == 2
+        accumulator.update(torch.randn(0, 8), torch.zeros(0).long())
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_absent_classes_are_skipped_and_reported():
     features, labels, weight, bias = random_problem(num_samples=1000)
     keep = (labels != 3) & (labels != 7)
@@ -263,11 +303,13 @@ def _distributed_worker(rank, world_size, port, out_dir):
     for lo in range(shard.start, shard.stop, 256):
         hi = min(lo + 256, shard.stop)
         accumulator.update(features[lo:hi], labels[lo:hi])
-    accumulator.all_reduce()
+    for stat in accumulator.statistics():
+        torch_dist.all_reduce(stat)
     for lo in range(shard.start, shard.stop, 256):
         hi = min(lo + 256, shard.stop)
         accumulator.update_ncc(features[lo:hi], weight, bias)
-    accumulator.all_reduce_ncc()
+    for stat in accumulator.ncc_statistics():
+        torch_dist.all_reduce(stat)
     torch.save(accumulator.compute(weight, [500] * 5 + [10] * 5),
                os.path.join(out_dir, f'rank{rank}.pth'))
     torch_dist.destroy_process_group()

@@ -36,10 +36,10 @@ def test_built_by_type_name_like_linear_cls_head():
 
 
 def test_etf_is_a_fixed_buffer_saved_in_state_dict():
-    head = ETFHead(num_classes=10, in_channels=64, with_bn=True)
+    head = ETFHead(num_classes=10, in_channels=64)
     names = [n for n, _ in head.named_parameters()]
     assert all('etf' not in n for n in names)
-    assert 'etf_vectors' in head.state_dict()
+    assert 'classifier.etf_vectors' in head.state_dict()
     head.init_weights()  # the Normal init must not touch the buffer
     before = head.etf_vectors.clone()
     optim = torch.optim.SGD(head.parameters(), lr=1.0, weight_decay=0.1)
@@ -56,7 +56,8 @@ def test_etf_is_a_fixed_buffer_saved_in_state_dict():
 
 
 def test_scores_are_scaled_cosines_and_dr_sees_cosines():
-    head = ETFHead(num_classes=4, in_channels=8, logit_scale=5.0)
+    head = ETFHead(num_classes=4, in_channels=8, logit_scale=5.0,
+                   with_bn=False)
     x = torch.randn(6, 8)
     cos = torch.nn.functional.normalize(x, dim=1) @ head.etf_vectors.T
     assert torch.allclose(head((x, )), 5.0 * cos, atol=1e-6)
@@ -81,7 +82,8 @@ def test_soft_targets_from_mixup():
     soft = torch.tensor([[0.3, 0.7, 0.0], [0.0, 0.0, 1.0]])
     loss = head.loss((torch.randn(2, 4), ), _samples([1, 2], soft=soft))
     assert torch.isfinite(loss['loss'])
-    with pytest.raises(ValueError, match='cal_acc'):
+    # ClsHead's own check, as for LinearClsHead
+    with pytest.raises(AssertionError, match='cal_acc'):
         ETFHead(3, 4, cal_acc=True).loss((torch.randn(2, 4), ),
                                          _samples([1, 2], soft=soft))
 
@@ -95,7 +97,7 @@ def test_minimal_dimension_and_projection():
     assert proj.etf_vectors.shape == (1000, 1024)
     out = proj.loss((torch.randn(4, 512), ), _samples([0, 1, 998, 999]))
     out['loss'].backward()
-    assert proj.proj.weight.grad is not None
+    assert proj.classifier.proj.weight.grad is not None
 
 
 def test_bad_input():
@@ -133,6 +135,7 @@ def test_checkpoint_with_other_etf_shape_is_refused():
 
 def test_unnormalised_variant_passes_feature_norms():
     head = ETFHead(num_classes=4, in_channels=8, normalize=False,
+                   with_bn=False,
                    loss=dict(type='DotRegressionLoss', norm_reg=0.01))
     x = 3 * torch.randn(5, 8)
     labels = torch.tensor([0, 1, 2, 3, 0])
@@ -141,3 +144,93 @@ def test_unnormalised_variant_passes_feature_norms():
     expected = (0.5 * (z - n)**2 / n).mean() + 0.01 * n.mean()
     assert torch.isclose(head.loss((x, ), _samples(labels))['loss'],
                          expected, atol=1e-5)
+
+
+def test_checkpoint_of_the_old_layout_loads():
+    # Before ETFClassifier, the head held etf_vectors, bn.* and proj.*.
+    head = ETFHead(num_classes=10, in_channels=64, proj_channels=32, seed=3)
+    with torch.no_grad():
+        head.classifier.bn.weight.uniform_()
+    old = {key.replace('classifier.', ''): value
+           for key, value in head.state_dict().items()}
+    assert 'etf_vectors' in old and 'bn.weight' in old
+    fresh = ETFHead(num_classes=10, in_channels=64, proj_channels=32)
+    missing, unexpected = fresh.load_state_dict(old, strict=False)
+    assert not missing and not unexpected
+    for key, value in head.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+
+
+def test_default_head_works_on_relu_features():
+    # A ReLU network's pooled features are non-negative; such a vector
+    # reaches a cosine of only ~0.6-0.7 with a random ETF vertex. The
+    # default head (BN before the normalisation) must get close to 1.
+    torch.manual_seed(0)
+    num_classes, dim = 10, 32
+    labels = torch.arange(200) % num_classes
+    inputs = torch.nn.functional.one_hot(labels, 16).float() + \
+        0.3 * torch.randn(200, 16)
+
+    def own_class_cosine(head):
+        torch.manual_seed(1)
+        body = torch.nn.Sequential(
+            torch.nn.Linear(16, 64), torch.nn.ReLU(),
+            torch.nn.Linear(64, dim), torch.nn.ReLU())
+        params = list(body.parameters()) + list(head.parameters())
+        optim = torch.optim.Adam(params, lr=1e-2)
+        for _ in range(600):
+            loss = head.loss((body(inputs), ), _samples(labels))['loss']
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+        head.eval()
+        with torch.no_grad():
+            cos = head.classifier(body(inputs))
+        return cos[torch.arange(200), labels].mean().item()
+
+    assert own_class_cosine(ETFHead(num_classes, dim)) >= 0.9
+    assert own_class_cosine(ETFHead(num_classes, dim, with_bn=False)) < 0.8
+
+
+class MyCosineLoss(torch.nn.Module):
+    takes_cosines = True
+
+    def forward(self, cls_score, label, avg_factor=None, **kwargs):
+        self.seen = cls_score
+        return (1 - cls_score.gather(1, label[:, None])).mean()
+
+
+def test_a_loss_declares_that_it_takes_cosines():
+    head = ETFHead(num_classes=4, in_channels=8, logit_scale=5.0,
+                   loss=MyCosineLoss())
+    x = torch.randn(6, 8)
+    head.loss((x, ), _samples(torch.arange(6) % 4))
+    assert head.loss_module.seen.abs().max() <= 1 + 1e-6
+    assert torch.allclose(5.0 * head.loss_module.seen, head((x, )),
+                          atol=1e-5)
+
+
+def test_cosines_and_loss_in_float32_under_autocast():
+    head = ETFHead(num_classes=4, in_channels=8)
+    x = torch.randn(6, 8)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = head.loss((x.bfloat16(), ), _samples(torch.arange(6) % 4))
+        scores = head((x.bfloat16(), ))
+    assert loss['loss'].dtype == torch.float32
+    assert scores.dtype == torch.float32
+    # bfloat16 inputs, float32 maths: the scores match float32 inputs to
+    # the inputs' rounding, not to bfloat16's 3 significant digits on 1.
+    assert torch.allclose(scores, head((x.bfloat16().float(), )), atol=1e-5)
+
+
+def test_unpooled_features_name_the_expected_shape():
+    head = ETFHead(num_classes=10, in_channels=768)
+    with pytest.raises(ValueError, match=r"\(N, in_channels=768\).*"
+                       r"\(2, 197, 768\).*cls_token"):
+        head.loss((torch.randn(2, 197, 768), ), _samples([0, 1]))
+
+
+def test_bad_logit_scale():
+    for scale in (0, -1, float('nan'), float('inf'), '10'):
+        with pytest.raises(ValueError, match='logit_scale'):
+            ETFHead(num_classes=4, in_channels=8, logit_scale=scale)

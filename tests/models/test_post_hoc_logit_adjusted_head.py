@@ -1,3 +1,4 @@
+import numpy as np
 import math
 import os.path as osp
 
@@ -101,30 +102,12 @@ def test_cfg_options_swap_on_a_trained_ce_model(tmp_path):
     assert [int(s.pred_label) for s in ce_out] == logits.argmax(1).tolist()
 
 
-def test_train_dataset_read_at_first_prediction():
-    from mmpretrain.datasets import BaseDataset
-    from mmpretrain.registry import DATASETS
-
-    @DATASETS.register_module(force=True)
-    class HeadFakeTrain(BaseDataset):
-        loads = 0
-
-        def load_data_list(self):
-            HeadFakeTrain.loads += 1
-            return [
-                dict(img_path=f'{i}.jpg', gt_label=y)
-                for i, y in enumerate([0] * 90 + [1] * 9 + [2])
-            ]
-
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        head = head_with_identity_fc(
-            train_dataset=dict(
-                type='HeadFakeTrain',
-                ann_file='',
-                metainfo=dict(classes=['a', 'b', 'c'])))
-        assert HeadFakeTrain.loads == 0
-        labels = [int(s.pred_label) for s in head.predict((LOGITS, ))]
-    assert HeadFakeTrain.loads == 1
+def test_counts_handed_over_at_run_time():
+    head = head_with_identity_fc()
+    with pytest.raises(RuntimeError, match='ClassCountsHook'):
+        head.predict((LOGITS, ))
+    head.set_class_counts(np.array([90, 9, 1]))
+    labels = [int(s.pred_label) for s in head.predict((LOGITS, ))]
     assert labels == [2, 0, 1, 1, 2]
 
 
@@ -133,6 +116,6 @@ def test_bad_counts():
         head_with_identity_fc(class_counts=[5, 0, 2])
     with pytest.raises(ValueError, match='2 entries but the model has 3'):
         head_with_identity_fc(class_counts=[5, 2])
-    with pytest.raises(ValueError, match='exactly one'):
-        head_with_identity_fc(posthoc_tau=1.0)
-    head_with_identity_fc(posthoc_tau=0.0)  # tau 0 needs no counts
+    with pytest.raises(ValueError, match='2 entries but the model has 3'):
+        head_with_identity_fc().set_class_counts(np.array([5, 2]))
+    head_with_identity_fc(posthoc_tau=0.0).predict((LOGITS, ))  # no counts

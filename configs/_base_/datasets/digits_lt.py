@@ -14,7 +14,18 @@ train_pipeline = [
     dict(type='RandomCrop', crop_size=8, padding=1),
     dict(type='PackInputs'),
 ]
-test_pipeline = [dict(type='PackInputs')]
+# The test pipeline also serves image files (MMPretrain's
+# ImageClassificationInferencer / FeatureExtractor / inference_model read
+# them as 3-channel BGR): gray = (B + 2G + R) / 4, exact for gray images,
+# then 8x8 (area interpolation). On the dataset's own 8x8x1 arrays both steps
+# leave every pixel unchanged, so validation and test results are those of a
+# bare PackInputs. Images must show light ink on a dark background, like the
+# training data.
+test_pipeline = [
+    dict(type='RandomGrayscale', prob=1.0, channel_weights=(1, 2, 1)),
+    dict(type='Resize', scale=(8, 8), interpolation='area'),
+    dict(type='PackInputs'),
+]
 
 train_dataloader = dict(
     batch_size=32,
@@ -36,18 +47,12 @@ val_dataloader = dict(
     dataset=dict(type='Digits', split='test', pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
-# Shot groups scaled to a 124-image head class: many > 50 (2 classes),
-# medium 10-50 (3), few < 10 (5). The metric counts the training labels once
-# from this copy of the training set: when you change the imbalance ratio on
-# the command line, change it here too
-# (val_evaluator.1.train_dataset.imbalance_ratio).
+# Shot groups scaled to a 124-image head class: many > 50 (2 classes at ratio
+# 0.01), medium 10-50 (3), few < 10 (5), counted from the training set the
+# run uses (ClassCountsHook), so they follow --cfg-options changes of it.
 val_evaluator = [
     dict(type='Accuracy', topk=(1, )),
-    dict(
-        type='LongTailAccuracy',
-        train_dataset=train_dataloader['dataset'],
-        many_thr=50,
-        few_thr=10),
+    dict(type='LongTailAccuracy', many_thr=50, few_thr=10),
 ]
 
 test_dataloader = val_dataloader

@@ -1,20 +1,16 @@
-# ImageNet-LT (Liu et al. 2019): 115,846 training images of 1000 classes
-# (1280 ... 5 per class) and a balanced 50-per-class test set, both drawn from
-# ImageNet-2012 and given as list files of "relative/path.JPEG label" lines:
-#   data/imagenet/ImageNet_LT_train.txt   (train/n01440764/n01440764_190.JPEG 0)
-#   data/imagenet/ImageNet_LT_test.txt    (val/n01440764/ILSVRC2012_val_....JPEG 0)
+# ImageNet-LT (Liu et al. 2019): MMPretrain's ImageNet settings on the
+# standard ImageNet-LT list files, lines "relative/path.JPEG label":
+#   data/imagenet/ImageNet_LT_train.txt  115,846 images, 1280 ... 5 per class
+#   data/imagenet/ImageNet_LT_val.txt    20 per class (from ImageNet train)
+#   data/imagenet/ImageNet_LT_test.txt   50 per class (ImageNet val)
 #   data/imagenet/train/<wnid>/*.JPEG, data/imagenet/val/<wnid>/*.JPEG
-# `ImageNet` (not `split=...`, which would prepend the folder a second time)
-# keeps the 1000 class names in metainfo.
-data_root = 'data/imagenet'
+# Training validates on the val list, so nothing is chosen on the test list;
+# tools/test.py evaluates the test list. `ImageNet` with `ann_file` (not
+# `split=...`, which would prepend the folder a second time) keeps the 1000
+# class names in metainfo.
+_base_ = ['mmpretrain::_base_/datasets/imagenet_bs32.py']
 
-data_preprocessor = dict(
-    num_classes=1000,
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True,
-)
-
+# The authors' augmentation adds colour jitter to MMPretrain's.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomResizedCrop', scale=224),
@@ -23,37 +19,40 @@ train_pipeline = [
         type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4),
     dict(type='PackInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=256, edge='short'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
-]
+
+imagenet_lt = dict(
+    _delete_=True, type='ImageNet', data_root='data/imagenet', data_prefix='')
 
 train_dataloader = dict(
     batch_size=128,
     num_workers=8,
     dataset=dict(
-        type='ImageNet',
-        data_root=data_root,
+        **imagenet_lt,
         ann_file='ImageNet_LT_train.txt',
-        data_prefix='',
         pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True),
 )
 
 val_dataloader = dict(
     batch_size=128,
     num_workers=8,
     dataset=dict(
-        type='ImageNet',
-        data_root=data_root,
-        ann_file='ImageNet_LT_test.txt',
-        data_prefix='',
-        pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False),
+        **imagenet_lt,
+        ann_file='ImageNet_LT_val.txt',
+        pipeline=_base_.test_pipeline),
 )
-val_evaluator = dict(type='Accuracy', topk=(1, 5))
+# Many > 100, medium 20-100, few < 20 training images, counted from the
+# training list the run uses (ClassCountsHook).
+val_evaluator = [
+    dict(type='Accuracy', topk=(1, 5)),
+    dict(type='LongTailAccuracy', topk=(1, 5)),
+]
 
-test_dataloader = val_dataloader
+test_dataloader = dict(
+    batch_size=128,
+    num_workers=8,
+    dataset=dict(
+        **imagenet_lt,
+        ann_file='ImageNet_LT_test.txt',
+        pipeline=_base_.test_pipeline),
+)
 test_evaluator = val_evaluator

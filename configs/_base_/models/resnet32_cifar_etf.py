@@ -3,7 +3,7 @@
 # their per-batch class-balanced DR lengths (see DotRegressionLoss).
 model = dict(
     type='ImageClassifier',
-    backbone=dict(type='ResNet32_CIFAR', depth=32, base_channels=16),
+    backbone=dict(type='CifarResNet', depth=32, base_channels=16),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='ETFHead',

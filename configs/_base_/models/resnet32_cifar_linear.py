@@ -3,7 +3,7 @@
 # classifier is frozen at its random init, this one is trained.
 model = dict(
     type='ImageClassifier',
-    backbone=dict(type='ResNet32_CIFAR', depth=32, base_channels=16),
+    backbone=dict(type='CifarResNet', depth=32, base_channels=16),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='LinearClsHead',

@@ -1,3 +1,3 @@
-from .long_tail_accuracy import LongTailAccuracy, load_class_counts
+from .long_tail_accuracy import LongTailAccuracy
 
-__all__ = ['LongTailAccuracy', 'load_class_counts']
+__all__ = ['LongTailAccuracy']

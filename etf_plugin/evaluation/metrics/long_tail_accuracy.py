@@ -7,12 +7,12 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmpretrain.registry import METRICS
 
-from etf_plugin.datasets.class_counts import load_class_counts
+from etf_plugin.datasets.class_counts import ClassCountsConsumer
 from etf_plugin.functional.long_tail import class_sizes, shot_groups
 
 
 @METRICS.register_module()
-class LongTailAccuracy(BaseMetric):
+class LongTailAccuracy(ClassCountsConsumer, BaseMetric):
     """Accuracy on a (usually balanced) test set of a long-tailed task.
 
     Reports, in percent, under the prefix ``lt`` by default:
@@ -31,12 +31,13 @@ class LongTailAccuracy(BaseMetric):
     the group means; a group with no evaluated class is not reported (no
     NaN, no error).
 
-    The training counts come from exactly one of ``class_counts`` (a list),
-    ``counts_file`` (one integer per line) or ``train_dataset`` (a dataset
-    config built once, at construction on every rank, whose labels are read
-    with ``get_gt_labels`` / ``get_cat_ids``: no image is decoded). The
+    The training counts are those of the training set the runner uses, or,
+    when a checkpoint is tested, those it was trained with: both handed over
+    by ``ClassCountsHook`` (in the runtime of every etf_plugin config). The
     evaluation dataset's ``dataset_meta`` cannot give them: it describes the
-    test set.
+    test set. ``class_counts=[...]`` or ``counts_file=PATH`` override them,
+    and are what a run without the hook needs (e.g. MMPretrain's
+    ``tools/analysis_tools/eval_metric.py`` on dumped predictions).
 
     Distributed evaluation: ``process`` stores one small record per sample
     (label and top-``max(topk)`` predictions), so MMEngine's
@@ -44,17 +45,14 @@ class LongTailAccuracy(BaseMetric):
 
     Example config::
 
-        val_evaluator = dict(
-            type='LongTailAccuracy', topk=(1, 5),
-            train_dataset=train_dataloader['dataset'])
+        val_evaluator = dict(type='LongTailAccuracy', topk=(1, 5))
 
     Args:
         topk (int | Sequence[int]): Top-k accuracies to report.
             Defaults to (1, ).
-        class_counts (Sequence[int], optional): Training samples per class.
-        counts_file (str, optional): Path of a counts file.
-        train_dataset (dict, optional): Config of the training dataset (or
-            the dataset itself).
+        class_counts (Sequence[int], optional): Training samples per class,
+            instead of the run's.
+        counts_file (str, optional): Path of a counts file, instead.
         many_thr (float): Many-shot classes have more training samples than
             this. Defaults to 100.
         few_thr (float): Few-shot classes have fewer training samples than
@@ -73,7 +71,6 @@ class LongTailAccuracy(BaseMetric):
                  topk: Union[int, Sequence[int]] = (1, ),
                  class_counts: Optional[Sequence[int]] = None,
                  counts_file: Optional[str] = None,
-                 train_dataset: Optional[dict] = None,
                  many_thr: float = 100,
                  few_thr: float = 20,
                  per_class: bool = False,
@@ -87,12 +84,11 @@ class LongTailAccuracy(BaseMetric):
         self.topk = (topk, ) if isinstance(topk, int) else tuple(topk)
         if not self.topk or min(self.topk) < 1:
             raise ValueError(f'topk must hold positive integers, got {topk}.')
-        self.class_counts = load_class_counts(
-            class_counts, counts_file, train_dataset, owner='LongTailAccuracy')
         # Validates the thresholds now rather than after a whole test epoch.
-        self.groups = shot_groups(self.class_counts, many_thr, few_thr)
+        shot_groups([], many_thr, few_thr)
         self.many_thr, self.few_thr = many_thr, few_thr
         self.per_class = per_class
+        self._init_class_counts(class_counts, counts_file)
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """Store the label and the top-``max(topk)`` predictions of every
@@ -127,7 +123,8 @@ class LongTailAccuracy(BaseMetric):
         Returns:
             dict: The metrics described in the class docstring.
         """
-        num_classes = len(self.class_counts)
+        class_counts = self.class_counts
+        num_classes = len(class_counts)
         classes = (self.dataset_meta or {}).get('classes')
         if classes is not None and len(classes) != num_classes:
             raise ValueError(
@@ -154,7 +151,8 @@ class LongTailAccuracy(BaseMetric):
         accuracy = np.zeros(num_classes)
         accuracy[present] = correct[present] / test_sizes[present] * 100
         metrics['macro'] = float(accuracy[present].mean())
-        for name, members in self.groups.items():
+        groups = shot_groups(class_counts, self.many_thr, self.few_thr)
+        for name, members in groups.items():
             members = members[present[members]]
             if len(members):
                 metrics[name] = float(accuracy[members].mean())

@@ -1,3 +1,3 @@
-from .resnet32_cifar import ResNet32_CIFAR
+from .cifar_resnet import CifarResNet
 
-__all__ = ['ResNet32_CIFAR']
+__all__ = ['CifarResNet']

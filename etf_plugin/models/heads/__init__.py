@@ -1,6 +1,8 @@
+from .cosine_cls_head import CosineClsHead
 from .etf_head import ETFHead
+from .post_hoc_logit_adjusted_head import PostHocLogitAdjustedHead
+from .tau_normalized_head import TauNormalizedHead
 
-__all__ = ['ETFHead']
-from .post_hoc_logit_adjusted_head import PostHocLogitAdjustedHead  # noqa: E402
-
-__all__ += ['PostHocLogitAdjustedHead']
+__all__ = [
+    'CosineClsHead', 'ETFHead', 'PostHocLogitAdjustedHead', 'TauNormalizedHead'
+]

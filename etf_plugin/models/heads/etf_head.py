@@ -1,52 +1,34 @@
-from typing import List, Optional, Tuple, Union
+"""``ETFHead``: a classification head over the fixed simplex-ETF classifier."""
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from mmpretrain.evaluation.metrics import Accuracy
-from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
-from etf_plugin.functional import (check_etf_shape, check_loaded_etf,
-                                   simplex_etf)
-from ..losses.dot_regression_loss import DotRegressionLoss
+from ..utils import ETFClassifier
+from .normalized_cls_head import NormalizedClsHead
 
-# F.normalize's floor on the norm: a zero feature maps to zero, never NaN.
-NORM_EPS = 1e-8
+# Keys of checkpoints saved before ETFHead held an ETFClassifier.
+_LEGACY_KEYS = ('etf_vectors', 'bn.', 'proj.')
 
 
 @MODELS.register_module()
-class ETFHead(ClsHead):
+class ETFHead(NormalizedClsHead):
     """Classification head with a fixed random simplex-ETF classifier.
 
     A drop-in replacement for ``LinearClsHead`` (Yang et al., NeurIPS 2022):
-    the classifier is ``num_classes`` unit vectors with pairwise cosine
-    ``-1/(K-1)`` (:func:`etf_plugin.functional.simplex_etf`), kept in the
-    persistent buffer ``etf_vectors``. It is saved in checkpoints and never
-    trained; the same ``seed`` rebuilds it bit-identically in every process,
-    and a loaded checkpoint's ETF replaces the freshly built one.
+    the classifier is :class:`~etf_plugin.models.utils.ETFClassifier`,
+    ``num_classes`` unit vectors with pairwise cosine ``-1/(K-1)`` in the
+    persistent buffer ``classifier.etf_vectors``, never trained. Its neck
+    (optional projection, BatchNorm, L2 normalisation) turns the last
+    stage's feature into ``pre_logits``; their dot products with the class
+    vectors, ``z``, are cosines when normalised.
 
-    The feature fed to the ETF (``pre_logits``) is the last stage's feature,
-    optionally projected by a learnable linear layer (``proj_channels``) and
-    batch-normalised (``with_bn``, the authors' neck), then L2-normalised
-    (``normalize``). Its dot products with the class vectors, ``z``, are
-    cosine similarities when normalised.
-
-    - ``DotRegressionLoss`` is given ``z`` itself (and the feature norms when
-      ``normalize=False``): its regression target is 1.
-    - Any other loss (e.g. ``CrossEntropyLoss``, for ETF + CE) and the
-      prediction softmax see the logits ``logit_scale * z``: cosines lie in
-      ``[-1, 1]``, so without a scale the softmax would be nearly uniform.
-      Argmax predictions do not depend on the scale.
-
-    Two caveats. Features pooled after a ReLU are non-negative, and a
-    non-negative vector reaches a cosine of only about 0.7 with a random ETF
-    vertex: use ``with_bn=True`` (as all our configs do) unless the features
-    can be negative. And a learnable projection followed by the fixed ETF is,
-    as a whole, a learnable classifier (any matrix whose class rows sum to
-    zero): ``proj_channels`` makes narrow features usable but gives up the
-    fixed-geometry guarantee on the projected side.
+    What the loss receives follows
+    :class:`~etf_plugin.models.heads.NormalizedClsHead`: a loss declaring
+    ``takes_cosines = True`` (``DotRegressionLoss``) gets the cosines ``z``,
+    any other loss (e.g. ``CrossEntropyLoss`` for ETF + CE) and the
+    prediction softmax get ``logit_scale * z``.
 
     Args:
         num_classes (int): Number of classes ``K`` (at least 2).
@@ -57,9 +39,10 @@ class ETFHead(ClsHead):
         cal_acc (bool): Compute training accuracy. Defaults to False.
         seed (int): Seed of the ETF's random rotation. Defaults to 0.
         logit_scale (float): Scale from cosines to logits for prediction and
-            for losses other than DR. Defaults to 10.
+            for losses that do not take cosines. Defaults to 10.
         with_bn (bool): BatchNorm1d before the normalisation, as in the
-            authors' CIFAR/ImageNet heads. Defaults to False.
+            authors' heads; needed for non-negative (post-ReLU) features.
+            Defaults to True.
         normalize (bool): L2-normalise the features. ``False`` is the authors'
             ImageNet-LT variant (pair it with ``DotRegressionLoss(norm_reg=
             0.01)``). Defaults to True.
@@ -78,93 +61,32 @@ class ETFHead(ClsHead):
                  cal_acc: bool = False,
                  seed: int = 0,
                  logit_scale: float = 10.0,
-                 with_bn: bool = False,
+                 with_bn: bool = True,
                  normalize: bool = True,
                  proj_channels: Optional[int] = None,
                  init_cfg: Optional[dict] = dict(
                      type='Normal', layer='Linear', std=0.01)):
-        super().__init__(loss=loss, topk=topk, cal_acc=cal_acc,
-                         init_cfg=init_cfg)
-        if logit_scale <= 0:
-            raise ValueError(f'logit_scale must be > 0, got {logit_scale}.')
+        super().__init__(
+            logit_scale, loss=loss, topk=topk, cal_acc=cal_acc,
+            init_cfg=init_cfg)
         self.num_classes = num_classes
         self.in_channels = in_channels
-        self.seed = seed
-        self.logit_scale = logit_scale
-        self.normalize = normalize
-        etf_dim = in_channels if proj_channels is None else proj_channels
-        check_etf_shape(num_classes, etf_dim)
+        self.classifier = ETFClassifier(
+            num_classes,
+            in_channels,
+            proj_channels=proj_channels,
+            with_bn=with_bn,
+            normalize=normalize,
+            seed=seed)
 
-        self.proj = (None if proj_channels is None else nn.Linear(
-            in_channels, proj_channels))
-        self.bn = nn.BatchNorm1d(etf_dim) if with_bn else None
-        self.register_buffer('etf_vectors',
-                             simplex_etf(num_classes, etf_dim, seed))
-
-    def pre_logits(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        """The feature that meets the ETF: the last stage's feature after the
-        optional projection, BatchNorm and L2 normalisation."""
-        x = feats[-1]
-        if self.proj is not None:
-            x = self.proj(x)
-        if self.bn is not None:
-            x = self.bn(x)
-        if self.normalize:
-            x = F.normalize(x, dim=1, eps=NORM_EPS)
-        return x
-
-    def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        """Logits ``logit_scale * z`` for prediction."""
-        return self.logit_scale * self.etf_dot(self.pre_logits(feats))
-
-    def etf_dot(self, x: torch.Tensor) -> torch.Tensor:
-        """Dot products ``z`` of features with the ETF class vectors."""
-        return x @ self.etf_vectors.t().to(x.dtype)
-
-    def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
-             **kwargs) -> dict:
-        """Compute the loss on a batch.
-
-        Args:
-            feats (tuple[torch.Tensor]): Features from the backbone/neck.
-            data_samples (list[DataSample]): Annotations, with ``gt_label``
-                or (after Mixup/CutMix) ``gt_score``.
-            **kwargs: Passed to the loss module.
-
-        Returns:
-            dict[str, torch.Tensor]: ``loss`` and optional accuracies.
-        """
-        x = self.pre_logits(feats)
-        if not torch.isfinite(x).all():
-            raise FloatingPointError(
-                'ETFHead got non-finite (NaN/Inf) features: training has '
-                'diverged; lower the learning rate or use AMP loss scaling.')
-        dots = self.etf_dot(x)
-        if 'gt_score' in data_samples[0]:
-            target = torch.stack([i.gt_score for i in data_samples])
-        else:
-            target = torch.cat([i.gt_label for i in data_samples])
-
-        if isinstance(self.loss_module, DotRegressionLoss):
-            if not self.normalize:
-                kwargs['feat_norm'] = x.norm(dim=1)
-            cls_score = dots
-        else:
-            cls_score = self.logit_scale * dots
-        losses = dict(
-            loss=self.loss_module(
-                cls_score, target, avg_factor=dots.size(0), **kwargs))
-        if self.cal_acc:
-            if target.ndim != 1:
-                raise ValueError('cal_acc needs integer labels; it is '
-                                 'meaningless with Mixup/CutMix soft targets.')
-            acc = Accuracy.calculate(dots, target, topk=self.topk)
-            losses.update(
-                {f'accuracy_top-{k}': a
-                 for k, a in zip(self.topk, acc)})
-        return losses
+    @property
+    def etf_vectors(self) -> torch.Tensor:
+        """The ``(K, d)`` fixed class vectors."""
+        return self.classifier.etf_vectors
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        check_loaded_etf(state_dict, prefix + 'etf_vectors', self.etf_vectors,
-                         type(self).__name__)
+        for key in list(state_dict):
+            rest = key[len(prefix):]
+            if key.startswith(prefix) and rest.startswith(_LEGACY_KEYS):
+                state_dict[prefix + 'classifier.' + rest] = state_dict.pop(key)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -7,12 +7,12 @@ from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from etf_plugin.datasets.class_counts import LazyClassCounts
+from etf_plugin.datasets.class_counts import ClassCountsConsumer
 from etf_plugin.functional.logit_adjustment import adjust_logits, log_prior
 
 
 @MODELS.register_module()
-class PostHocLogitAdjustedHead(LinearClsHead):
+class PostHocLogitAdjustedHead(ClassCountsConsumer, LinearClsHead):
     """``LinearClsHead`` with post-hoc logit adjustment at prediction
     (Menon et al., ICLR 2021).
 
@@ -25,18 +25,14 @@ class PostHocLogitAdjustedHead(LinearClsHead):
     checkpoint of a ``LinearClsHead`` model loads into it and back. To test
     a trained cross-entropy model with the adjustment::
 
-        python tools/test.py configs/resnet32_digitslt_ce.py CKPT \\
-            --cfg-options model.head.type=PostHocLogitAdjustedHead \\
-            model.head.counts_file=train_counts.txt
+        python tools/test.py configs/resnet32_digitslt_ce.py CKPT \
+            --cfg-options model.head.type=PostHocLogitAdjustedHead
 
-    or use a ``*_posthoc_la.py`` config, which reads the counts from the
-    training set config.
-
-    The training counts come from exactly one of ``class_counts``,
-    ``counts_file`` or ``train_dataset`` (see
-    :mod:`etf_plugin.datasets.class_counts`); ``posthoc_tau=0`` needs none.
-    A ``train_dataset`` is read at the first prediction, so building the
-    model reads no data. Every class must have a positive count.
+    or use a ``*_posthoc_la.py`` config. The prior is the one the checkpoint
+    was trained with (``ClassCountsHook`` saves it in the checkpoint and
+    hands it over at test time); ``class_counts=[...]`` or
+    ``counts_file=PATH`` override it. ``posthoc_tau=0`` needs none. Every
+    class must have a positive count.
 
     Args:
         num_classes (int): Number of classes.
@@ -44,10 +40,9 @@ class PostHocLogitAdjustedHead(LinearClsHead):
         posthoc_tau (float): Scale of the correction; 0 gives plain
             ``LinearClsHead`` predictions. Defaults to 1.0 (the paper's
             choice).
-        class_counts (Sequence[int], optional): Training samples per class.
-        counts_file (str, optional): File with one count per line.
-        train_dataset (dict, optional): Config of the training dataset (or
-            the dataset itself).
+        class_counts (Sequence[int], optional): Training samples per class,
+            instead of the checkpoint's.
+        counts_file (str, optional): File with one count per line, instead.
         **kwargs: Passed to ``LinearClsHead`` (``loss``, ``topk``,
             ``cal_acc``, ``init_cfg``).
     """
@@ -58,24 +53,15 @@ class PostHocLogitAdjustedHead(LinearClsHead):
                  posthoc_tau: float = 1.0,
                  class_counts: Optional[Sequence[int]] = None,
                  counts_file: Optional[str] = None,
-                 train_dataset: Optional[dict] = None,
                  **kwargs) -> None:
         super().__init__(num_classes, in_channels, **kwargs)
         self.posthoc_tau = float(posthoc_tau)
-        self.class_counts = None
         # Not persistent: the state dict stays that of a LinearClsHead.
         self.register_buffer('class_log_prior', None, persistent=False)
-        if self.posthoc_tau != 0 or any(
-                source is not None
-                for source in (class_counts, counts_file, train_dataset)):
-            self.class_counts = LazyClassCounts(
-                class_counts,
-                counts_file,
-                train_dataset,
-                owner='PostHocLogitAdjustedHead')
-            if self.class_counts.is_loaded:  # check the counts at build time
-                self.class_log_prior = log_prior(self.class_counts(),
-                                                 num_classes).float()
+        self._init_class_counts(class_counts, counts_file)
+
+    def _on_class_counts(self, counts) -> None:
+        self.class_log_prior = log_prior(counts, self.num_classes).float()
 
     def predict(
         self,
@@ -96,10 +82,7 @@ class PostHocLogitAdjustedHead(LinearClsHead):
         cls_score = self(feats)
         if self.posthoc_tau != 0:
             if self.class_log_prior is None:
-                self.class_log_prior = log_prior(self.class_counts(),
-                                                 self.num_classes).to(
-                                                     cls_score.device,
-                                                     torch.float32)
+                self.class_counts  # raises, naming the fix
             cls_score = adjust_logits(cls_score, self.class_log_prior,
                                       -self.posthoc_tau)
         return self._get_predictions(cls_score, data_samples)

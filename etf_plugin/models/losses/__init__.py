@@ -1,6 +1,7 @@
+from .class_balanced_cross_entropy_loss import ClassBalancedCrossEntropyLoss
 from .dot_regression_loss import DotRegressionLoss
+from .logit_adjusted_loss import LogitAdjustedLoss
 
-__all__ = ['DotRegressionLoss']
-from .logit_adjusted_loss import LogitAdjustedLoss  # noqa: E402
-
-__all__ += ['LogitAdjustedLoss']
+__all__ = [
+    'ClassBalancedCrossEntropyLoss', 'DotRegressionLoss', 'LogitAdjustedLoss'
+]

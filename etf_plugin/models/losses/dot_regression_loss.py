@@ -1,36 +1,51 @@
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
 from mmengine.dist import all_reduce, get_world_size, is_distributed
 from mmpretrain.registry import MODELS
 
-from etf_plugin.functional import dot_regression_loss, target_distribution
+from etf_plugin.datasets.class_counts import ClassCountsConsumer
+from etf_plugin.functional.dot_regression import (dot_regression_loss,
+                                                  hard_label_counts,
+                                                  tempered_class_weights)
 
 
 @MODELS.register_module()
-class DotRegressionLoss(nn.Module):
+class DotRegressionLoss(ClassCountsConsumer, nn.Module):
     """Dot-regression loss of Yang et al. (NeurIPS 2022).
 
     ``1/2 (w_y^T h - ||h||)^2 / ||h||`` on the dot products of features with
     fixed unit class vectors, i.e. ``1/2 (cos(h, w_y) - 1)^2`` for normalised
     features (see :func:`etf_plugin.functional.dot_regression_loss`). It takes
     ``(cls_score, label)`` like mmpretrain's ``CrossEntropyLoss``, so any head
-    that outputs cosine logits can use it; :class:`ETFHead` passes the
-    unscaled dot products.
+    that outputs cosine logits can use it. Its class attribute
+    ``takes_cosines = True`` tells :class:`ETFHead` to pass the unscaled dot
+    products (a loss of your own declares the same to get them).
 
     The authors' released training differs from the paper's formula in two
     ways that are options here, off by default:
 
     - ``class_balanced``: per-batch class-balanced target lengths. Each
-      sample of class ``k`` weighs ``gamma / c_k`` (``c_k`` its count in the
-      batch, ``gamma`` the batch size over the number of classes present),
-      so every class present in a batch gets the same total weight. Under
-      distributed training the counts are summed over all ranks, so the
-      weights are those of the global batch.
+      sample of class ``k`` weighs ``gamma / c_k`` (``c_k`` the count of
+      hard labels ``k`` in the batch, ``gamma`` the batch size over the
+      number of classes present), so every class present in a batch gets
+      the same total weight. Soft targets (Mixup, CutMix, label smoothing)
+      are counted by their argmax, i.e. the un-mixed labels (see
+      :func:`~etf_plugin.functional.dot_regression.hard_label_counts`).
+      Under distributed training the counts are summed over all ranks, so
+      the weights are those of the global batch.
     - ``norm_reg``: the ImageNet-LT variant trains un-normalised features
       (``ETFHead(normalize=False)``); the loss then uses the detached norms
       and adds ``norm_reg * mean ||h||`` (0.01 there).
+
+    A third option, ours, replaces the per-batch weights by fixed
+    dataset-level ones: ``balance_power=q`` weighs class ``k`` by
+    ``n_k^(-q)`` (normalised to a mean sample weight of 1, see
+    :func:`~etf_plugin.functional.dot_regression.tempered_class_weights`),
+    ``n_k`` the *training-set* count handed over by ``ClassCountsHook``
+    (``class_counts`` / ``counts_file`` override it). ``q = 0`` is the plain
+    loss, ``q = 1`` the dataset-level analogue of ``class_balanced``.
 
     Args:
         loss_weight (float): Weight of the loss. Defaults to 1.0.
@@ -40,22 +55,54 @@ class DotRegressionLoss(nn.Module):
             Defaults to False.
         norm_reg (float): Weight of the feature-norm penalty; needs
             ``feat_norm`` in ``forward``. Defaults to 0.
+        balance_power (float, optional): ``q`` in ``[0, 1]`` of the
+            dataset-level weights ``n_k^(-q)``; not with ``class_balanced``.
+            Defaults to None (off).
+        class_counts (Sequence[int], optional): Training samples per class
+            for ``balance_power``, instead of the run's.
+        counts_file (str, optional): File with one count per line, instead.
     """
+
+    takes_cosines = True
 
     def __init__(self,
                  loss_weight: float = 1.0,
                  reduction: str = 'mean',
                  class_balanced: bool = False,
-                 norm_reg: float = 0.0):
+                 norm_reg: float = 0.0,
+                 balance_power: Optional[float] = None,
+                 class_counts: Optional[Sequence[int]] = None,
+                 counts_file: Optional[str] = None):
         super().__init__()
         if reduction not in ('none', 'mean', 'sum'):
             raise ValueError(f'Unknown reduction {reduction!r}.')
         if norm_reg < 0:
             raise ValueError(f'norm_reg must be >= 0, got {norm_reg}.')
+        if balance_power is not None:
+            if class_balanced:
+                raise ValueError('DotRegressionLoss: balance_power (dataset-'
+                                 'level weights) and class_balanced (per-'
+                                 'batch weights) exclude each other.')
+            if not 0 <= balance_power <= 1:
+                raise ValueError(f'balance_power must lie in [0, 1], got '
+                                 f'{balance_power}.')
         self.loss_weight = loss_weight
         self.reduction = reduction
         self.class_balanced = class_balanced
         self.norm_reg = norm_reg
+        self.balance_power = balance_power
+        # Not persistent: checkpoints keep the keys of the plain loss; the
+        # counts travel in the checkpoint's meta (ClassCountsHook).
+        self.register_buffer('dataset_class_weight', None, persistent=False)
+        self._init_class_counts(class_counts, counts_file)
+
+    def _on_class_counts(self, counts) -> None:
+        if self.balance_power is None:
+            return
+        device = None if self.dataset_class_weight is None else \
+            self.dataset_class_weight.device
+        self.dataset_class_weight = tempered_class_weights(
+            counts, self.balance_power).to(device)
 
     def forward(self,
                 cls_score: torch.Tensor,
@@ -81,11 +128,14 @@ class DotRegressionLoss(nn.Module):
             torch.Tensor: The weighted loss.
         """
         reduction = reduction_override or self.reduction
+        class_weight = None
+        if self.balance_power is not None:
+            if self.dataset_class_weight is None:
+                self.class_counts  # raises, naming the fix
+            class_weight = self.dataset_class_weight
         class_counts = None
         if self.class_balanced and is_distributed() and get_world_size() > 1:
-            probs = target_distribution(label, cls_score.shape[1],
-                                        torch.float32)
-            class_counts = probs.sum(dim=0)
+            class_counts = hard_label_counts(label, cls_score.shape[1])
             all_reduce(class_counts)
         loss = dot_regression_loss(
             cls_score,
@@ -93,6 +143,7 @@ class DotRegressionLoss(nn.Module):
             feat_norm=feat_norm,
             class_balanced=self.class_balanced,
             class_counts=class_counts,
+            class_weight=class_weight,
             norm_reg=self.norm_reg,
             weight=weight,
             reduction=reduction,

@@ -5,12 +5,12 @@ import torch
 from mmpretrain.models.losses import CrossEntropyLoss
 from mmpretrain.registry import MODELS
 
-from etf_plugin.datasets.class_counts import LazyClassCounts
+from etf_plugin.datasets.class_counts import ClassCountsConsumer
 from etf_plugin.functional.logit_adjustment import adjust_logits, log_prior
 
 
 @MODELS.register_module()
-class LogitAdjustedLoss(CrossEntropyLoss):
+class LogitAdjustedLoss(ClassCountsConsumer, CrossEntropyLoss):
     """Logit-adjusted cross-entropy (Menon et al., ICLR 2021).
 
     Cross-entropy on ``logits + tau * log(pi)``, ``pi`` the training class
@@ -27,22 +27,20 @@ class LogitAdjustedLoss(CrossEntropyLoss):
     probabilities). It plugs into ``LinearClsHead`` unchanged::
 
         head=dict(type='LinearClsHead', num_classes=10, in_channels=64,
-                  loss=dict(type='LogitAdjustedLoss', tau=1.0,
-                            train_dataset=train_dataloader['dataset']))
+                  loss=dict(type='LogitAdjustedLoss', tau=1.0))
 
-    The training counts come from exactly one of ``class_counts``,
-    ``counts_file`` or ``train_dataset`` (see
-    :mod:`etf_plugin.datasets.class_counts`). A ``train_dataset`` is read on
-    the first forward, so building the model reads no data. Every class must
-    have a positive count.
+    The prior comes from the training set the runner uses, handed over by
+    ``ClassCountsHook`` (in the runtime of every etf_plugin config), so it
+    follows any change of the training set on the command line;
+    ``class_counts=[...]`` or ``counts_file=PATH`` override it. Every class
+    must have a positive count.
 
     Args:
         tau (float): Scale of the adjustment. Defaults to 1.0 (the paper's
             choice).
-        class_counts (Sequence[int], optional): Training samples per class.
-        counts_file (str, optional): File with one count per line.
-        train_dataset (dict, optional): Config of the training dataset (or
-            the dataset itself).
+        class_counts (Sequence[int], optional): Training samples per class,
+            instead of the training set's.
+        counts_file (str, optional): File with one count per line, instead.
         use_soft (bool): Use MMPretrain's ``soft_cross_entropy``. Defaults to
             False.
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
@@ -56,7 +54,6 @@ class LogitAdjustedLoss(CrossEntropyLoss):
                  tau: float = 1.0,
                  class_counts: Optional[Sequence[int]] = None,
                  counts_file: Optional[str] = None,
-                 train_dataset: Optional[dict] = None,
                  use_soft: bool = False,
                  reduction: str = 'mean',
                  loss_weight: float = 1.0,
@@ -68,15 +65,15 @@ class LogitAdjustedLoss(CrossEntropyLoss):
             loss_weight=loss_weight,
             class_weight=class_weight)
         self.tau = float(tau)
-        self.class_counts = LazyClassCounts(
-            class_counts,
-            counts_file,
-            train_dataset,
-            owner='LogitAdjustedLoss')
-        # Not persistent: checkpoints keep the keys of a plain CE model.
+        # Not persistent: checkpoints keep the keys of a plain CE model; the
+        # counts travel in the checkpoint's meta (ClassCountsHook).
         self.register_buffer('class_log_prior', None, persistent=False)
-        if self.class_counts.is_loaded:  # check the counts at build time
-            self.class_log_prior = log_prior(self.class_counts()).float()
+        self._init_class_counts(class_counts, counts_file)
+
+    def _on_class_counts(self, counts) -> None:
+        device = None if self.class_log_prior is None else \
+            self.class_log_prior.device
+        self.class_log_prior = log_prior(counts).float().to(device)
 
     def forward(self,
                 cls_score: torch.Tensor,
@@ -98,8 +95,7 @@ class LogitAdjustedLoss(CrossEntropyLoss):
             torch.Tensor: The loss.
         """
         if self.class_log_prior is None:
-            self.class_log_prior = log_prior(self.class_counts()).to(
-                cls_score.device, torch.float32)
+            self.class_counts  # raises, naming the fix
         adjusted = adjust_logits(cls_score, self.class_log_prior, self.tau)
         return super().forward(
             adjusted,

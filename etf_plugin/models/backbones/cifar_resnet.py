@@ -1,3 +1,4 @@
+import warnings
 from typing import Sequence, Tuple
 
 import torch
@@ -45,8 +46,9 @@ class BasicBlockA(BaseModule):
 
 
 @MODELS.register_module()
-class ResNet32_CIFAR(BaseBackbone):
-    """The CIFAR ResNet of He et al. (2016) used by long-tail papers.
+class CifarResNet(BaseBackbone):
+    """The CIFAR ResNet of He et al. (2016) used by long-tail papers
+    (ResNet-20, -32, -44, -56, -110: ``depth`` picks it).
 
     ``depth = 6n + 2``: a 3x3 stem and three stages of ``n`` basic blocks with
     ``base_channels * (1, 2, 4)`` channels, strides 1, 2, 2 and option-A
@@ -58,7 +60,11 @@ class ResNet32_CIFAR(BaseBackbone):
     Args:
         depth (int): ``6n + 2``. Defaults to 32.
         base_channels (int): Width of the first stage. Defaults to 16.
-        in_channels (int): Image channels. Defaults to 3.
+        in_channels (int): Image channels. Defaults to 3. A 1-channel
+            network given 3-channel images (e.g. from
+            ``tools/analysis_tools/get_flops.py``, which feeds ``(3, H, W)``
+            tensors past the data pipeline) turns them to gray first, with
+            the weights ``(1, 2, 1) / 4`` of the digits test pipeline.
         out_indices (Sequence[int]): Stages to output (0, 1, 2).
             Defaults to ``(2, )``.
         init_cfg (dict | list[dict], optional): Initialisation config.
@@ -81,6 +87,7 @@ class ResNet32_CIFAR(BaseBackbone):
             raise ValueError(f'out_indices must be within (0, 1, 2), '
                              f'got {out_indices}.')
         blocks_per_stage = (depth - 2) // 6
+        self.in_channels = in_channels
         self.out_indices = tuple(out_indices)
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, base_channels, 3, padding=1, bias=False),
@@ -99,6 +106,9 @@ class ResNet32_CIFAR(BaseBackbone):
         self.out_channels = channels
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if self.in_channels == 1 and x.dim() == 4 and x.shape[1] == 3:
+            gray = x.new_tensor([0.25, 0.5, 0.25]).view(1, 3, 1, 1)
+            x = (x * gray).sum(dim=1, keepdim=True)
         x = self.stem(x)
         outs = []
         for i, stage in enumerate(self.stages):
@@ -106,3 +116,18 @@ class ResNet32_CIFAR(BaseBackbone):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
+
+
+@MODELS.register_module(name='ResNet32_CIFAR')
+class _ResNet32CIFARAlias(CifarResNet):
+    """``ResNet32_CIFAR``, the 0.1.0 name of :class:`CifarResNet`: same
+    arguments, same state-dict keys. Kept so that configs and checkpoints of
+    0.1.0 still build; it warns once per model."""
+
+    def __init__(self, *args, **kwargs):
+        warnings.warn(
+            "backbone type 'ResNet32_CIFAR' is renamed 'CifarResNet' (it "
+            "builds any depth 6n + 2); write type='CifarResNet' in the "
+            "config. The weights load unchanged.", DeprecationWarning,
+            stacklevel=2)
+        super().__init__(*args, **kwargs)
