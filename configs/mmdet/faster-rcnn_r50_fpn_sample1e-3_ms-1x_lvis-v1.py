@@ -48,3 +48,6 @@ val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(metric=['bbox'])
 test_evaluator = val_evaluator
+
+# num_classes against every split and the ETF predictor/loss pairing
+custom_hooks = [dict(type='RoIClassifierCheckHook')]

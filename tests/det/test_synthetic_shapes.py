@@ -1,12 +1,14 @@
 """SyntheticShapes: deterministic long-tailed detection data in memory."""
+import os.path as osp
+
 import numpy as np
 import pytest
 import torch
-from mmdet.registry import DATASETS
+from mmdet.registry import DATASETS, TRANSFORMS
 
 import etf_plugin  # noqa: F401  (registers the mmdet components)
 from etf_plugin.functional import long_tail_counts
-from etf_plugin.mmdet.synthetic_shapes import SHAPE_CLASSES, SyntheticShapes
+from etf_plugin.det.synthetic_shapes import SHAPE_CLASSES, SyntheticShapes
 
 
 def all_instances(dataset):
@@ -78,9 +80,34 @@ def test_rejects_boxes_that_cannot_fit():
         SyntheticShapes(min_size=40, max_size=20)
 
 
+def test_images_are_files_for_mmdets_loader(tmp_path):
+    dataset = SyntheticShapes(n_max=6, seed=3, img_dir=str(tmp_path))
+    loader = TRANSFORMS.build(dict(type='LoadImageFromFile'))
+    paths = set()
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        paths.add(info['img_path'])
+        assert osp.dirname(info['img_path']) == str(tmp_path)
+        # lossless: mmdet's LoadImageFromFile reads back the drawn image
+        loaded = loader(dict(img_path=info['img_path']))['img']
+        assert np.array_equal(loaded, info['img'])
+    assert len(paths) == len(dataset)
+    assert not list(tmp_path.glob('*.tmp'))  # atomic writes, no leftovers
+    # regenerating rewrites the same files
+    again = SyntheticShapes(n_max=6, seed=3, img_dir=str(tmp_path))
+    assert again.get_data_info(0)['img_path'] == dataset.get_data_info(
+        0)['img_path']
+    # by default every set gets its own folder
+    default_a = SyntheticShapes(n_max=2, seed=3, lazy_init=True)
+    default_b = SyntheticShapes(n_max=2, seed=4, lazy_init=True)
+    assert default_a.img_dir != default_b.img_dir
+    assert default_a.img_dir == SyntheticShapes(
+        n_max=2, seed=3, lazy_init=True).img_dir
+
+
 def test_mmdet_pipeline_and_lazy_init():
     pipeline = [
-        dict(type='LoadImageFromNDArray'),
+        dict(type='LoadImageFromFile'),
         dict(type='LoadAnnotations', with_bbox=True),
         dict(type='Resize', scale=(128, 128), keep_ratio=True),
         dict(type='PackDetInputs',

@@ -15,7 +15,7 @@ sys.modules['mmdet'] = None  # as if mmdet were not installed
 import etf_plugin
 from mmpretrain.registry import MODELS
 assert MODELS.get('ETFHead') is not None
-assert 'etf_plugin.mmdet' not in sys.modules
+assert 'etf_plugin.det' not in sys.modules
 print('imported without mmdet')
 '''
 
@@ -56,4 +56,4 @@ def test_broken_mmdet_only_warns(monkeypatch):
 
 def test_mmdet_installed_here_is_used():
     assert etf_plugin._mmdet_importable()
-    assert 'etf_plugin.mmdet' in sys.modules
+    assert 'etf_plugin.det' in sys.modules

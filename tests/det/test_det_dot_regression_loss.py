@@ -6,7 +6,7 @@ from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 
 import etf_plugin  # noqa: F401  (registers the mmdet components)
 from etf_plugin.functional import dot_regression_loss
-from etf_plugin.mmdet import DetDotRegressionLoss, ETFPredictor
+from etf_plugin.det import DetDotRegressionLoss, ETFPredictor
 from etf_plugin.models.losses import DotRegressionLoss
 
 

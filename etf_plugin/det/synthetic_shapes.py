@@ -1,5 +1,10 @@
-from typing import List, Sequence
+import hashlib
+import os
+import os.path as osp
+import tempfile
+from typing import List, Optional, Sequence
 
+import cv2
 import numpy as np
 from mmdet.registry import DATASETS
 from mmengine.dataset import BaseDataset
@@ -36,8 +41,18 @@ class SyntheticShapes(BaseDataset):
     the validation set another seed (and ``imbalance_ratio=1`` for a
     balanced one).
 
-    Images are BGR ``uint8`` arrays under ``'img'``, as ``LoadImageFromFile``
-    would give, so pipelines start with mmdet's ``LoadImageFromNDArray``.
+    Every image is also written as a lossless PNG file, ``img_path`` in its
+    data info, so that pipelines start with mmdet's standard
+    ``LoadImageFromFile`` and the tools that need files or paths work
+    unchanged: ``DetInferencer`` (it looks for ``LoadImageFromFile`` in the
+    test pipeline), ``browse_dataset.py`` (it names its output after
+    ``img_path``). The files are rewritten, atomically, each time the set is
+    generated, so they always hold what the arguments draw; by default they
+    go to a folder of the system's temporary directory named after a hash
+    of the arguments. The BGR ``uint8`` array is also kept under ``'img'``
+    (what ``LoadImageFromFile`` reads back, bit for bit) for pipelines that
+    start with ``LoadImageFromNDArray``.
+
     Annotations are mmdet's ``instances`` (``bbox`` in ``x1, y1, x2, y2``
     pixels, ``bbox_label``, ``ignore_flag``), read by ``LoadAnnotations``.
     Add ``'instances'`` to ``PackDetInputs``' ``meta_keys`` in the test
@@ -54,6 +69,8 @@ class SyntheticShapes(BaseDataset):
         min_size (int): Smallest box side in pixels. Defaults to 16.
         max_size (int): Largest box side in pixels. Defaults to 48.
         seed (int): Seed of the whole set. Defaults to 0.
+        img_dir (str, optional): Folder for the PNG files. Defaults to None:
+            ``<tmp>/etf_plugin_synthetic_shapes/<hash of the arguments>``.
         **kwargs: Passed to ``BaseDataset`` (``pipeline``, ``test_mode``,
             ``lazy_init``, ...).
     """
@@ -70,6 +87,7 @@ class SyntheticShapes(BaseDataset):
                  min_size: int = 16,
                  max_size: int = 48,
                  seed: int = 0,
+                 img_dir: Optional[str] = None,
                  **kwargs):
         if not 0 < min_size <= max_size:
             raise ValueError(f'Need 0 < min_size <= max_size, got '
@@ -86,7 +104,18 @@ class SyntheticShapes(BaseDataset):
         self.min_size = min_size
         self.max_size = max_size
         self.seed = seed
+        self.img_dir = img_dir or osp.join(
+            tempfile.gettempdir(), 'etf_plugin_synthetic_shapes',
+            self._arguments_hash())
         super().__init__(ann_file='', **kwargs)
+
+    def _arguments_hash(self) -> str:
+        # Different sets must not share files: two processes drawing
+        # different sets at once would overwrite each other's images.
+        key = repr((self.n_max, float(self.imbalance_ratio), self.img_size,
+                    self.max_per_img, self.min_size, self.max_size,
+                    self.seed))
+        return hashlib.sha1(key.encode()).hexdigest()[:16]
 
     def load_data_list(self) -> List[dict]:
         rng = np.random.default_rng(self.seed)
@@ -100,6 +129,11 @@ class SyntheticShapes(BaseDataset):
             data_list.append(
                 self.draw_image(labels[start:stop], rng, len(data_list)))
             start = stop
+        os.makedirs(self.img_dir, exist_ok=True)
+        for info in data_list:
+            info['img_path'] = osp.join(self.img_dir,
+                                        f'{info["img_id"]:06d}.png')
+            write_png(info['img_path'], info['img'])
         return data_list
 
     def draw_image(self, labels: Sequence[int], rng: np.random.Generator,
@@ -165,3 +199,26 @@ class SyntheticShapes(BaseDataset):
             instance['bbox_label']
             for instance in self.get_data_info(idx)['instances']
         ]
+
+
+def write_png(path: str, img: np.ndarray) -> None:
+    """Write ``img`` (BGR) as a PNG, atomically: concurrent processes that
+    generate the same set (distributed ranks, parallel tests) only ever see
+    a complete file.
+
+    Args:
+        path (str): Destination file.
+        img (np.ndarray): ``(H, W, 3)`` BGR ``uint8`` image.
+    """
+    ok, encoded = cv2.imencode('.png', img)
+    if not ok:
+        raise OSError(f'Could not encode {path} as PNG.')
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), suffix='.png.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(encoded.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
