@@ -1,0 +1,208 @@
+"""etf_plugin.analysis.study: the one method table and runner of the
+digits-LT study (replaces tools/analysis/compare_lt.py and lt_baselines.py,
+whose tests these take over), and the docs rendered from its file."""
+import copy
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+
+from etf_plugin.analysis import study
+from etf_plugin.analysis.report import DigitsStudy, fill, first_epoch
+
+REPO = study.REPO
+
+
+def long_tail_datasets(node, path=''):
+    if isinstance(node, dict):
+        found = [(path, node)] if node.get('type') == 'LongTailDataset' \
+            else []
+        for key, value in node.items():
+            found += long_tail_datasets(value, f'{path}.{key}')
+        return found
+    if isinstance(node, (list, tuple)):
+        return sum((long_tail_datasets(v, f'{path}.{i}')
+                    for i, v in enumerate(node)), [])
+    return []
+
+
+def test_method_table_is_consistent():
+    for name, method in study.METHODS.items():
+        assert osp.exists(osp.join(REPO, method.config)), name
+        if method.parent is not None:
+            assert method.parent in study.METHODS
+            assert study.METHODS[method.parent].parent is None
+        if method.test_only:
+            assert method.parent is not None and method.knob.stage == 'test'
+        if method.knob is not None:
+            cfg = Config.fromfile(osp.join(REPO, method.config))
+            cfg.merge_from_dict(copy.deepcopy(method.options))
+            node = cfg
+            for part in method.knob.key.split('.'):
+                node = node[part]  # the knob exists in the config
+    assert set(study.RECIPE_CANDIDATES) <= {
+        n for n, m in study.METHODS.items() if m.family == 'etf'}
+
+
+@pytest.mark.parametrize('name', ['ce', 'la', 'etf_dr_cb', 'cosine_ce',
+                                  'posthoc_la', 'crt'])
+def test_the_training_set_is_the_only_copy_and_follows_the_task(name,
+                                                                 tmp_path):
+    """What lt_baselines' long_tail_overrides patched in every copy of the
+    training set: now there is one copy (class counts come from
+    ClassCountsHook), plus the held-out split derived from it."""
+    task = study.Task('eval', name, 0.02, 3)
+    cfg = study.build_config(study.METHODS[name], task, str(tmp_path),
+                             load_from='x.pth'
+                             if study.METHODS[name].parent else None)
+    found = dict(long_tail_datasets(cfg.to_dict()))
+    assert set(found) == {'.train_dataloader.dataset',
+                          '.test_dataloader.dataset'}
+    for dataset in found.values():
+        assert dataset['imbalance_ratio'] == 0.02 and dataset['seed'] == 3
+    assert found['.test_dataloader.dataset']['split'] == 'heldout'
+    assert 'split' not in found['.train_dataloader.dataset'] or \
+        found['.train_dataloader.dataset']['split'] == 'train'
+    # the validation loader is the test split, never a LongTailDataset
+    assert cfg.val_dataloader.dataset.type == 'Digits'
+    assert cfg.val_dataloader.dataset.split == 'test'
+    assert cfg.randomness == dict(seed=3, deterministic=True)
+    head = cfg.model.head
+    if head.type in ('ETFHead', 'CosineClsHead'):
+        assert head.seed == 3  # the ETF follows the run seed
+    hooks = [h for h in cfg.custom_hooks if h['type'] == 'NeuralCollapseHook']
+    assert sorted(h['stage'] for h in hooks) == sorted(study.NC_STAGES)
+    assert cfg.train_dataloader.num_workers == 0
+
+
+def test_heldout_images_are_disjoint_from_training_and_test():
+    from mmpretrain.registry import DATASETS
+    cfg = study.build_config(study.METHODS['ce'],
+                             study.Task('eval', 'ce', 0.01, 0), '/tmp/x')
+    train = DATASETS.build(cfg.train_dataloader.dataset)
+    held = DATASETS.build(cfg.test_dataloader.dataset)
+    kept = {train._get_ori_dataset_idx(i) for i in range(len(train))}
+    heldout = {held._get_ori_dataset_idx(i) for i in range(len(held))}
+    assert not kept & heldout
+    assert held.dataset.split == 'train'  # carved from the training split
+    assert np.bincount(held.get_gt_labels()).max() == \
+        study.HELDOUT_PER_CLASS
+    assert 'RandomCrop' not in repr(held.dataset.pipeline)
+
+
+def test_nc_groups_split_head_and_tail_halves():
+    counts = [124, 74, 44, 26, 16, 9, 5, 3, 2, 1]
+    t = study.nc_groups(counts)
+    assert sum(c > t for c in counts) == 5 and sum(c < t for c in counts) == 5
+
+
+def _row(method, seed, macro, phase='tune', ratio=0.01, knobs=None):
+    return dict(id=f'{phase}/{method}/{seed}/{knobs}', phase=phase,
+                method=method, ratio=ratio, seed=seed, knobs=knobs or {},
+                heldout=dict(macro=macro))
+
+
+def test_knobs_and_recipe_are_chosen_on_heldout_of_the_tuning_seeds():
+    rows = []
+    for seed in study.TUNING_SEEDS:
+        for q in study.Q_GRID:
+            rows.append(_row('etf_dr_q', seed, 50 + 10 * (q == 0.5),
+                             knobs={'model.head.loss.balance_power': q}))
+        for name in ('la', 'etf_la'):
+            for tau in study.TAU_GRID:
+                rows.append(_row(name, seed, 40 + tau,
+                                 knobs={'model.head.loss.tau': tau}))
+        for name in ('etf_ce', 'etf_dr', 'etf_dr_cb'):
+            rows.append(_row(name, seed, 55))
+    chosen = study.choose_knobs(rows)
+    assert chosen['etf_dr_q']['value'] == 0.5
+    assert chosen['la']['value'] == 2.0
+    assert chosen['etf_dr_q']['table'][1] == dict(value=0.5, macro=60, sd=0,
+                                                  n=3)
+    recipe = study.select_recipe(rows)
+    assert recipe['method'] == 'etf_dr_q'
+    # an evaluation row, however good, changes nothing
+    rows.append(_row('etf_dr_q', 0, 99, phase='eval',
+                     knobs={'model.head.loss.balance_power': 1.0}))
+    assert study.choose_knobs(rows)['etf_dr_q']['value'] == 0.5
+    tasks, waiting = study.eval_tasks(rows, ['etf_dr_q', 'posthoc_la'])
+    assert not waiting
+    assert {t.knobs for t in tasks if t.method == 'etf_dr_q'} == {
+        (('model.head.loss.balance_power', 0.5), )}
+    assert all(t.knobs == () for t in tasks if t.method == 'posthoc_la')
+    # incomplete tuning: the method waits
+    _, waiting = study.eval_tasks(rows[1:], ['etf_dr_q'])
+    assert waiting == ['etf_dr_q']
+
+
+def test_first_epoch_and_fill():
+    curve = [dict(epoch=1, wm_cos=0.5), dict(epoch=2, wm_cos=0.85),
+             dict(epoch=3, wm_cos=0.95)]
+    assert first_epoch(curve, 'wm_cos', 0.8, 3) == 2
+    assert first_epoch(curve, 'wm_cos', 0.99, 3) == 4  # censored
+    assert fill('a {{x}} b', dict(x='1')) == 'a 1 b'
+    with pytest.raises(KeyError, match='missing'):
+        fill('{{x}} {{y}}', dict(x='1'))
+    with pytest.raises(KeyError, match='unused'):
+        fill('{{x}}', dict(x='1', z='2'))
+
+
+def test_row_file_appends_and_resumes(tmp_path):
+    path = str(tmp_path / 'runs.jsonl')
+    assert study.load_rows(path) == []
+    study.append_row(path, dict(id='a', x=1))
+    study.append_row(path, dict(id='b', x=2))
+    assert [r['id'] for r in study.load_rows(path)] == ['a', 'b']
+
+
+@pytest.mark.slow
+def test_study_end_to_end_resumes_reruns_exactly_and_renders(tmp_path):
+    """A one-epoch study of CE, its post-hoc adjustment and ETF + DR-CB:
+    rows are appended, a second invocation runs nothing, a rerun of a row
+    in this process reproduces it field by field, and the report renders
+    from the file."""
+    out = str(tmp_path / 'digits_lt_runs.jsonl')
+    root = str(tmp_path / 'work')
+    seeds = {0.01: (0, 1)}
+    methods = ['ce', 'posthoc_la', 'tau_norm', 'etf_dr_cb']
+    rows = study.run_study(out, root, methods=methods, seeds=seeds,
+                           workers=2, max_epochs=1, tune=False,
+                           log=lambda *_: None)
+    ids = sorted(r['id'] for r in rows)
+    assert ids == sorted(f'eval/{m}/r0.01/s{s}' for m in methods
+                         for s in (0, 1))
+    again = study.run_study(out, root, methods=methods, seeds=seeds,
+                            workers=2, max_epochs=1, tune=False,
+                            log=lambda *_: None)
+    assert len(again) == len(rows)  # nothing rerun
+    by_id = {r['id']: r for r in rows}
+    etf = by_id['eval/etf_dr_cb/r0.01/s1']
+    assert len(etf['test']['pred']) == 500
+    assert set(etf['nc']) >= {'pre_logits', 'unnormalized', 'normalized',
+                              'pre_logits_curve'}
+    assert etf['nc']['pre_logits']['epoch'] == 1
+    assert 'mean_norm_ratio_few' in etf['nc']['unnormalized']
+    posthoc = by_id['eval/posthoc_la/r0.01/s0']
+    assert len(posthoc['heldout_sweep']) == len(
+        study.METHODS['posthoc_la'].knob.values)
+    best = max(posthoc['heldout_sweep'], key=lambda r: r['macro'])
+    assert posthoc['knobs'] == {'model.head.posthoc_tau': best['value']}
+    # the fork-pool run and a fresh in-process rerun agree exactly
+    for row_id in ('eval/etf_dr_cb/r0.01/s1', 'eval/posthoc_la/r0.01/s0'):
+        _, different = study.rerun(by_id[row_id], root)
+        assert different == [], (row_id, different)
+    # the seeds differ in everything random
+    assert etf['test']['pred'] != by_id['eval/etf_dr_cb/r0.01/s0']['test'][
+        'pred']
+    report = DigitsStudy(rows)
+    ci = report.compare('etf_dr_cb', 'ce', 0.01, 'top1')
+    assert ci['images']['n'] == 2
+    assert ci['images']['mean'] == pytest.approx(
+        np.mean([by_id[f'eval/etf_dr_cb/r0.01/s{s}']['test']['top1'] -
+                 by_id[f'eval/ce/r0.01/s{s}']['test']['top1']
+                 for s in (0, 1)]))
+    with open(out) as f:
+        assert all(json.loads(line)['id'] for line in f)
