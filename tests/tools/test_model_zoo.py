@@ -205,3 +205,63 @@ def test_shipped_checkpoint_reproduces_the_metafile(tmp_path,
     }
     for name, key in keys.items():
         assert float(measured[key]) == pytest.approx(metrics[name], abs=0.05)
+
+
+def _final_val_metrics(log: str) -> dict:
+    line = [ln for ln in log.splitlines() if 'Epoch(val)' in ln][-1]
+    return {key: float(value) for key, value in re.findall(
+        r'((?:accuracy|lt)/\w+): ([\d.]+)', line)}
+
+
+@pytest.mark.slow
+def test_every_digits_metafile_entry_is_what_its_config_trains(tmp_path):
+    """Each digits-LT row of the model zoo is one training of its config
+    with the command in its README; a config changed without re-measuring
+    (a new default knob, a new pipeline) fails here. Runs are one thread
+    each and bit-reproducible, so two at a time give the same numbers."""
+    keys = {
+        'Top 1 Accuracy': 'accuracy/top1',
+        'Many-shot Top 1 Accuracy': 'lt/many',
+        'Medium-shot Top 1 Accuracy': 'lt/medium',
+        'Few-shot Top 1 Accuracy': 'lt/few',
+    }
+    rows = {name: model for name, model in _models().items()
+            if name.startswith('resnet32_digitslt_') and model.get('Results')}
+    assert 'resnet32_digitslt_crt' in rows and 'resnet32_digitslt_ce' in rows
+
+    def start(name, extra=()):
+        return subprocess.Popen(
+            [sys.executable, 'tools/train.py', rows[name]['Config'],
+             '--work-dir', str(tmp_path / name), *extra],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+
+    # cRT's stage 2 starts from the CE run's last checkpoint, so it is queued
+    # when CE is done.
+    crt_extra = ('--cfg-options',
+                 f'load_from={tmp_path / "resnet32_digitslt_ce"}/epoch_60.pth')
+    pending = [(name, ()) for name in sorted(
+        set(rows) - {'resnet32_digitslt_crt'},
+        key=lambda name: name != 'resnet32_digitslt_ce')]
+    logs, running = {}, []
+    while pending or running:
+        if pending and len(running) < 2:
+            name, extra = pending.pop(0)
+            running.append((name, start(name, extra)))
+            continue
+        name, process = running.pop(0)
+        logs[name] = process.communicate(timeout=900)[0]
+        assert process.returncode == 0, f'{name}:\n{logs[name][-3000:]}'
+        if name == 'resnet32_digitslt_ce':
+            pending.insert(0, ('resnet32_digitslt_crt', crt_extra))
+    wrong = []
+    for name, model in rows.items():
+        measured = _final_val_metrics(logs[name])
+        listed = model['Results'][0]['Metrics']
+        for metric, key in keys.items():
+            if abs(measured[key] - listed[metric]) > 0.05:
+                wrong.append(f'{name}: {metric} listed {listed[metric]}, '
+                             f'trained {measured[key]:.2f}')
+    assert not wrong, ('metafile numbers that the configs no longer train '
+                       '(re-measure and update the metafile and README):\n'
+                       + '\n'.join(wrong))
