@@ -138,6 +138,12 @@ class ClassCountsConsumer:
     @property
     def class_counts(self) -> np.ndarray:
         """The training samples per class (a copy)."""
+        self._require_class_counts()
+        return self._class_counts.copy()
+
+    def _require_class_counts(self) -> None:
+        """Raise an error naming the fix unless counts have been given or
+        received (call it where the state derived from them is needed)."""
         if self._class_counts is None:
             raise RuntimeError(
                 f'{type(self).__name__} has no training class counts. Add '
@@ -145,7 +151,6 @@ class ClassCountsConsumer:
                 f'of every etf_plugin config has it), which reads them from '
                 f'the training set or the checkpoint, or give the component '
                 f'class_counts=[...] or counts_file=PATH.')
-        return self._class_counts.copy()
 
     def _on_class_counts(self, counts: np.ndarray) -> None:
         """Derive state from new counts (e.g. a log prior); a no-op here."""

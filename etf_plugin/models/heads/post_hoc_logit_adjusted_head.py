@@ -82,7 +82,7 @@ class PostHocLogitAdjustedHead(ClassCountsConsumer, LinearClsHead):
         cls_score = self(feats)
         if self.posthoc_tau != 0:
             if self.class_log_prior is None:
-                self.class_counts  # raises, naming the fix
+                self._require_class_counts()
             cls_score = adjust_logits(cls_score, self.class_log_prior,
                                       -self.posthoc_tau)
         return self._get_predictions(cls_score, data_samples)

@@ -99,10 +99,9 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
     def _on_class_counts(self, counts) -> None:
         if self.balance_power is None:
             return
-        device = None if self.dataset_class_weight is None else \
-            self.dataset_class_weight.device
+        # dot_regression_loss moves the weights to the scores' device.
         self.dataset_class_weight = tempered_class_weights(
-            counts, self.balance_power).to(device)
+            counts, self.balance_power)
 
     def forward(self,
                 cls_score: torch.Tensor,
@@ -131,7 +130,7 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
         class_weight = None
         if self.balance_power is not None:
             if self.dataset_class_weight is None:
-                self.class_counts  # raises, naming the fix
+                self._require_class_counts()
             class_weight = self.dataset_class_weight
         class_counts = None
         if self.class_balanced and is_distributed() and get_world_size() > 1:

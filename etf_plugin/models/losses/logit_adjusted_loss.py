@@ -71,9 +71,8 @@ class LogitAdjustedLoss(ClassCountsConsumer, CrossEntropyLoss):
         self._init_class_counts(class_counts, counts_file)
 
     def _on_class_counts(self, counts) -> None:
-        device = None if self.class_log_prior is None else \
-            self.class_log_prior.device
-        self.class_log_prior = log_prior(counts).float().to(device)
+        # adjust_logits moves the prior to the logits' device.
+        self.class_log_prior = log_prior(counts).float()
 
     def forward(self,
                 cls_score: torch.Tensor,
@@ -95,7 +94,7 @@ class LogitAdjustedLoss(ClassCountsConsumer, CrossEntropyLoss):
             torch.Tensor: The loss.
         """
         if self.class_log_prior is None:
-            self.class_counts  # raises, naming the fix
+            self._require_class_counts()
         adjusted = adjust_logits(cls_score, self.class_log_prior, self.tau)
         return super().forward(
             adjusted,
