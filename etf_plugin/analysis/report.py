@@ -16,6 +16,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from etf_plugin.functional.long_tail import shot_groups
+
 from . import stats
 from .study import (EVAL_SEEDS, FEW_THR, HELDOUT_PER_CLASS, MANY_THR,
                     METHODS, RECIPE_CANDIDATES, REPO, TUNING_RATIO,
@@ -67,6 +69,7 @@ class DigitsStudy:
         for row in rows:
             latest[row['id']] = row
         self.eval_rows = [r for r in latest.values() if r['phase'] == 'eval']
+        self._compared = {}
 
     def runs(self, method: str, ratio: float) -> Dict[int, dict]:
         """``{seed: row}`` of a method at a ratio (a tuned method at its
@@ -96,7 +99,8 @@ class DigitsStudy:
         raise KeyError(ratio)
 
     def few_classes(self, ratio: float) -> List[int]:
-        return [k for k, n in enumerate(self.counts(ratio)) if n < FEW_THR]
+        return shot_groups(self.counts(ratio), MANY_THR,
+                           FEW_THR)['few'].tolist()
 
     def values(self, method: str, ratio: float, metric: str) -> np.ndarray:
         return np.array([r['test'].get(metric, np.nan)
@@ -106,7 +110,17 @@ class DigitsStudy:
                 metric: str) -> Optional[dict]:
         """Paired difference ``a - b`` of ``metric`` ('top1' or 'few') over
         the seeds both have: ``{'images': CI over seeds and test images,
-        'seeds': CI over seeds}``; None without common seeds or classes."""
+        'seeds': CI over seeds}``; None without common seeds or classes.
+
+        Each comparison is bootstrapped once per instance and the same dict
+        returned on every later call: do not modify it."""
+        key = (a, b, ratio, metric)
+        if key not in self._compared:
+            self._compared[key] = self._compare(a, b, ratio, metric)
+        return self._compared[key]
+
+    def _compare(self, a: str, b: str, ratio: float,
+                 metric: str) -> Optional[dict]:
         runs_a, runs_b = self.runs(a, ratio), self.runs(b, ratio)
         seeds = sorted(set(runs_a) & set(runs_b))
         if not seeds:
@@ -130,25 +144,16 @@ class DigitsStudy:
             seeds_list=seeds)
 
 
-def _mean_sd(values) -> str:
-    values = np.asarray(values, dtype=np.float64)
-    values = values[~np.isnan(values)]
-    if len(values) == 0:
-        return '–'
-    if len(values) == 1:
-        return f'{values[0]:.1f}'
-    return f'{values.mean():.1f} ± {values.std(ddof=1):.1f}'
-
-
-def _mean_sd3(values) -> str:
+def _mean_sd(values, digits: int = 1) -> str:
+    """``'mean ± sd'`` of the values that are neither None nor NaN."""
     values = np.asarray([v for v in values if v is not None],
                         dtype=np.float64)
     values = values[~np.isnan(values)]
     if len(values) == 0:
         return '–'
     if len(values) == 1:
-        return f'{values[0]:.3f}'
-    return f'{values.mean():.3f} ± {values.std(ddof=1):.3f}'
+        return f'{values[0]:.{digits}f}'
+    return f'{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}'
 
 
 def _ci_cell(ci: Optional[dict], key: str = 'images') -> str:
@@ -162,6 +167,13 @@ def _verdict_words(ci: dict) -> str:
     if verdict == 'not resolved':
         return 'not resolved (the interval contains 0)'
     return f'{verdict} (the interval excludes 0)'
+
+
+def _number_words(n: int) -> str:
+    """``3`` -> ``'three'`` (zero to ten; digits beyond)."""
+    words = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven',
+             'eight', 'nine', 'ten')
+    return words[n] if 0 <= n < len(words) else str(n)
 
 
 def _label(method: str) -> str:
@@ -339,7 +351,8 @@ def goal_block(study: DigitsStudy) -> str:
                 f'({stats.verdict(default["images"])}) and its few-shot '
                 f'interval {stats.format_ci(few["images"])} '
                 f'({stats.verdict(few["images"])}): the held-out choice of '
-                f'the baseline\'s τ, on three tuning seeds, decides part of '
+                f'the baseline\'s τ, on {_number_words(len(TUNING_SEEDS))} '
+                f'tuning seeds, decides part of '
                 f'the margin. The `la_default` arm was added after the first '
                 f'evaluation results had been seen, as this sensitivity '
                 f'check; it is not part of the pre-registered comparison.')
@@ -431,13 +444,14 @@ def nc_table(study: DigitsStudy, ratio: float) -> str:
             for r in runs
         ]
         w_cos = ('fixed: −0.111' if METHODS[method].family == 'etf' else
-                 _mean_sd3(get('pre_logits', 'mc_w_cos_few')))
+                 _mean_sd(get('pre_logits', 'mc_w_cos_few'), 3))
         lines.append(
-            f'| {_label(method)} | {_mean_sd3(get("unnormalized", "nc1"))} | '
-            f'{_mean_sd3(get("normalized", "nc1"))} | '
-            f'{_mean_sd3(get("normalized", "mc_means_cos_few"))} | '
-            f'{_mean_sd3(get("normalized", "mc_means_cos_many"))} | '
-            f'{_mean_sd3(ratio_cells)} | {w_cos} |')
+            f'| {_label(method)} | '
+            f'{_mean_sd(get("unnormalized", "nc1"), 3)} | '
+            f'{_mean_sd(get("normalized", "nc1"), 3)} | '
+            f'{_mean_sd(get("normalized", "mc_means_cos_few"), 3)} | '
+            f'{_mean_sd(get("normalized", "mc_means_cos_many"), 3)} | '
+            f'{_mean_sd(ratio_cells, 3)} | {w_cos} |')
     return '\n'.join(lines)
 
 
@@ -450,8 +464,9 @@ def nc_by_ratio_table(study: DigitsStudy) -> str:
         for ratio in ratios:
             runs = [r for r in study.runs(method, ratio).values()
                     if 'nc' in r]
-            cells.append(_mean_sd3(
-                [r['nc']['normalized'].get('mc_means_cos_few') for r in runs]))
+            cells.append(_mean_sd(
+                [r['nc']['normalized'].get('mc_means_cos_few') for r in runs],
+                3))
         if any(c != '–' for c in cells):
             lines.append(f'| {_label(method)} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
@@ -497,7 +512,7 @@ def convergence_table(study: DigitsStudy) -> str:
             nc1 = [r['nc']['pre_logits']['nc1'] for r in runs.values()]
             lines.append(f'| {ratio:g} | {_label(method)} | ' +
                          ' | '.join(cells) +
-                         f' | {_mean_sd3(final)} | {_mean_sd3(nc1)} |')
+                         f' | {_mean_sd(final, 3)} | {_mean_sd(nc1, 3)} |')
         if 'etf_ce' in per_method and 'etf_dr' in per_method:
             for tol in ALIGNMENT_TOLERANCES:
                 a, b = per_method['etf_dr'][tol], per_method['etf_ce'][tol]
@@ -515,8 +530,7 @@ def convergence_table(study: DigitsStudy) -> str:
                     f'- ratio {ratio:g}, 1 − cos ≤ {tol:g}: DR − CE = '
                     f'{ci["mean"]:+.1f} [{ci["lo"]:+.1f}, {ci["hi"]:+.1f}] '
                     f'epochs (n = {ci["n"]}; negative = DR faster): '
-                    + ('DR faster' if ci['hi'] < 0 else 'CE faster'
-                       if ci['lo'] > 0 else 'not resolved') + '.')
+                    f'{stats.verdict(ci, "CE faster", "DR faster")}.')
     return '\n'.join(lines) + '\n\n' + '\n'.join(diffs)
 
 
@@ -756,8 +770,32 @@ def baselines_table(study: DigitsStudy) -> str:
     return '\n'.join(lines)
 
 
-def render_digits(data_dir: str, docs_dir: str) -> DigitsStudy:
-    """Write results.md, baselines.md and the digits figures."""
+def heldout_head_block(study: DigitsStudy, ratio: float) -> str:
+    """How many held-out images class 0 (the largest) has at ``ratio``,
+    against the other classes, over the evaluation runs there."""
+    per_class = np.array([
+        np.bincount(stats.decode_labels(r['heldout']['gt']),
+                    minlength=len(r['class_counts']))
+        for r in study.eval_rows if r['ratio'] == ratio and 'heldout' in r])
+    if len(per_class) == 0:
+        return f'at imbalance ratio {ratio:g}: no runs yet'
+
+    def span(values) -> str:
+        lo, hi = int(np.min(values)), int(np.max(values))
+        return f'{lo}' if lo == hi else f'{lo}–{hi}'
+
+    return (f'at imbalance ratio {ratio:g}, class 0 has '
+            f'{span(per_class[:, 0])} held-out images, the other classes '
+            f'{span(per_class[:, 1:])} each')
+
+
+def render_digits(data_dir: str, docs_dir: str,
+                  ufm: Optional[dict] = None) -> DigitsStudy:
+    """Write results.md, baselines.md and the digits figures (``ufm``:
+    :func:`~.ufm_report.load_ufm` of ``data_dir`` when already read)."""
+    from .ufm_report import load_ufm
+    if ufm is None:
+        ufm = load_ufm(data_dir)
     study = DigitsStudy(load_rows(osp.join(data_dir,
                                            'digits_lt_runs.jsonl')))
     figures = osp.join(docs_dir, 'figures')
@@ -792,8 +830,8 @@ def render_digits(data_dir: str, docs_dir: str) -> DigitsStudy:
         tuning_ratio=f'{TUNING_RATIO:g}',
         simplex_tolerance=f'{SIMPLEX_TOLERANCE:g}',
         tolerances=' and '.join(f'{t:g}' for t in ALIGNMENT_TOLERANCES),
-        ufm_convergence=ufm_convergence_summary(data_dir),
-        ufm_summary=_ufm_summary(data_dir),
+        ufm_convergence=ufm_convergence_summary(data_dir, ufm),
+        ufm_summary=_ufm_summary(data_dir, ufm),
     )
     _write(osp.join(docs_dir, 'results.md'),
            fill(_template('results.md'), blocks))
@@ -801,23 +839,28 @@ def render_digits(data_dir: str, docs_dir: str) -> DigitsStudy:
            fill(_template('baselines.md'), dict(
                baselines_table=baselines_table(study),
                tuning=tuning_block(study),
+               heldout_head=heldout_head_block(study, TUNING_RATIO),
                published_baselines=published_baselines_block(data_dir))))
     return study
 
 
-def ufm_convergence_summary(data_dir: str) -> str:
+def ufm_convergence_summary(data_dir: str,
+                            ufm: Optional[dict] = None) -> str:
     from .ufm_report import _load, race_summary
-    return race_summary(_load(data_dir, 'ufm_convergence.json'))
+    if ufm is None:
+        return race_summary(_load(data_dir, 'ufm_convergence.json'))
+    return race_summary(ufm['race'], ufm['race_rows'])
 
 
-def _ufm_summary(data_dir: str) -> str:
+def _ufm_summary(data_dir: str, ufm: Optional[dict] = None) -> str:
     from .ufm_report import ufm_summary
-    return ufm_summary(data_dir)
+    return ufm_summary(data_dir, ufm)
 
 
 def render_all(data_dir: str = osp.join(REPO, 'docs', 'data'),
                docs_dir: str = osp.join(REPO, 'docs')) -> None:
     """Regenerate every generated page and figure from ``data_dir``."""
-    from .ufm_report import render_ufm
-    render_digits(data_dir, docs_dir)
-    render_ufm(data_dir, docs_dir)
+    from .ufm_report import load_ufm, render_ufm
+    ufm = load_ufm(data_dir)
+    render_digits(data_dir, docs_dir, ufm)
+    render_ufm(data_dir, docs_dir, ufm)

@@ -194,14 +194,19 @@ def _summary(diff: np.ndarray, means: np.ndarray,
         sd=float(diff.std(ddof=1)) if len(diff) > 1 else 0.0)
 
 
-def verdict(ci: Dict[str, float], better: str = 'higher') -> str:
-    """What an interval supports, in words: ``'higher'`` / ``'lower'`` when
-    it excludes zero, ``'not resolved'`` when it contains it."""
+def verdict(ci: Dict[str, float],
+            higher: str = 'higher',
+            lower: str = 'lower',
+            unresolved: str = 'not resolved') -> str:
+    """What an interval of ``a - b`` supports, in words: ``higher`` when it
+    lies above zero, ``lower`` when below, ``unresolved`` when it contains
+    zero (e.g. ``verdict(ci, 'CE faster', 'DR faster')`` for a difference of
+    step counts DR - CE)."""
     if ci['lo'] > 0:
-        return better if better == 'higher' else 'lower'
+        return higher
     if ci['hi'] < 0:
-        return 'lower' if better == 'higher' else 'higher'
-    return 'not resolved'
+        return lower
+    return unresolved
 
 
 def format_ci(ci: Dict[str, float], digits: int = 1) -> str:

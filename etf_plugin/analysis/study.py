@@ -211,8 +211,10 @@ def nc_groups(class_counts: Sequence[int]) -> float:
 def training_counts(cfg) -> List[int]:
     """The class counts of ``cfg``'s training set (labels only)."""
     from mmpretrain.registry import DATASETS
+
+    from etf_plugin.datasets import training_class_counts
     dataset = DATASETS.build(copy.deepcopy(cfg.train_dataloader.dataset))
-    return list(dataset.metainfo['class_counts'])
+    return training_class_counts(dataset).tolist()
 
 
 def _head_takes_seed(head_type: str) -> bool:
@@ -241,6 +243,16 @@ def build_config(method: Method,
         Config: Ready for ``Runner.from_cfg``; its ``test_dataloader`` is
         the held-out split of the run's training set.
     """
+    return _build_config(method, task, work_dir, load_from, max_epochs)[0]
+
+
+def _build_config(method: Method,
+                  task: Task,
+                  work_dir: str,
+                  load_from: Optional[str] = None,
+                  max_epochs: Optional[int] = None):
+    """:func:`build_config` and the class counts of the run's training set
+    (the dataset built once)."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
@@ -275,7 +287,8 @@ def build_config(method: Method,
     cfg.merge_from_dict(options)
     if _head_takes_seed(cfg.model.head.type):
         cfg.model.head.seed = seed  # the ETF's rotation follows the run
-    threshold = nc_groups(training_counts(cfg))
+    counts = training_counts(cfg)
+    threshold = nc_groups(counts)
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
         dict(type='NeuralCollapseHook',
              interval=1 if stage == 'pre_logits' and method.nc_every_epoch
@@ -289,7 +302,7 @@ def build_config(method: Method,
     cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
     cfg.test_dataloader.dataset = heldout_dataset_cfg(
         cfg.train_dataloader.dataset, HELDOUT_PER_CLASS, test_pipeline)
-    return cfg
+    return cfg, counts
 
 
 class _Predictions(BaseMetric):
@@ -368,8 +381,8 @@ def run_task(task: Task,
                                     f'first ({pointer} is missing).')
         with open(pointer) as f:
             load_from = f.read().strip()
-    cfg = build_config(method, task, work_dir, load_from, max_epochs)
-    counts = training_counts(cfg)
+    cfg, counts = _build_config(method, task, work_dir, load_from,
+                                max_epochs)
     row = dict(id=task.id, phase=task.phase, method=task.method,
                ratio=task.ratio, seed=task.seed, knobs=dict(task.knobs),
                config=method.config, max_epochs=cfg.train_cfg.max_epochs,
@@ -463,6 +476,14 @@ def tuning_tasks() -> List[Task]:
     return tasks
 
 
+def _heldout_summary(rows: Sequence[dict]) -> dict:
+    """``macro`` (mean), ``sd`` and ``n`` of the rows' held-out balanced
+    accuracy."""
+    macro = [r['heldout']['macro'] for r in rows]
+    return dict(macro=float(np.mean(macro)), sd=float(np.std(macro, ddof=1)),
+                n=len(rows))
+
+
 def choose_knobs(rows: Iterable[dict]) -> Dict[str, dict]:
     """The training knobs chosen on the tuning seeds' held-out images.
 
@@ -483,10 +504,7 @@ def choose_knobs(rows: Iterable[dict]) -> Dict[str, dict]:
                      r['knobs'].get(knob.key) == value]
             if len(found) < len(TUNING_SEEDS):
                 break
-            macro = [r['heldout']['macro'] for r in found]
-            table.append(dict(value=value, macro=float(np.mean(macro)),
-                              sd=float(np.std(macro, ddof=1)),
-                              n=len(found)))
+            table.append(dict(value=value, **_heldout_summary(found)))
         else:
             best = max(table, key=lambda t: t['macro'])  # first on ties
             chosen[name] = dict(key=knob.key, symbol=knob.symbol,
@@ -514,9 +532,7 @@ def select_recipe(rows: Iterable[dict]) -> Optional[dict]:
                      knob.key) == chosen[name]['value'])]
         if len(found) < len(TUNING_SEEDS):
             return None
-        macro = [r['heldout']['macro'] for r in found]
-        table.append(dict(method=name, macro=float(np.mean(macro)),
-                          sd=float(np.std(macro, ddof=1)), n=len(found)))
+        table.append(dict(method=name, **_heldout_summary(found)))
     best = max(table, key=lambda t: t['macro'])
     return dict(method=best['method'], table=table)
 

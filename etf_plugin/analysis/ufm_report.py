@@ -5,15 +5,18 @@
 import json
 import os
 import os.path as osp
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from . import stats
-from .ufm import ALL_MODES, UFM_MODES
+from .ufm import ALL_MODES
 from .ufm_study import MODE_LABELS
 
 SIMPLEX = -1 / 9
+UFM_FILES = dict(sweep_A='ufm_sweep_A.json', sweep_B='ufm_sweep_B.json',
+                 threshold='ufm_threshold.json',
+                 race='ufm_convergence.json')
 
 
 def _load(data_dir: str, name: str):
@@ -22,6 +25,17 @@ def _load(data_dir: str, name: str):
         return None
     with open(path, encoding='utf-8') as f:
         return json.load(f)
+
+
+def load_ufm(data_dir: str) -> dict:
+    """Every UFM data file of ``data_dir``, read once: ``{'sweep_A',
+    'sweep_B', 'threshold', 'race'}`` (None for a missing file) and
+    ``'race_rows'``, the race's :func:`race_rows` (None without the race),
+    so the pages that quote the same numbers bootstrap them once."""
+    ufm = {key: _load(data_dir, name) for key, name in UFM_FILES.items()}
+    ufm['race_rows'] = (None if ufm['race'] is None else
+                        race_rows(ufm['race']))
+    return ufm
 
 
 def _at(runs: List[dict], mode: str) -> Dict[float, dict]:
@@ -114,6 +128,9 @@ def facts_text(data: dict) -> str:
         text.append(f'- Learnable: the minority means vanish (norm below '
                     f'1e-3 of the majority\'s, cosine undefined) at λ/λ* = '
                     f'{", ".join(f"{v:g}" for v in f["vanished"])}.')
+        return '\n'.join(text) + (
+            '\n\nWhere the learnable minority means have vanished their '
+            'cosine is undefined\nand the number in the table is noise.')
     return '\n'.join(text)
 
 
@@ -144,6 +161,28 @@ def threshold_text(data: dict) -> str:
                       for r in rs if 'converged' in r)
     worst = max((r['grad_norm'] for rs in records.values() for r in rs
                  if 'grad_norm' in r), default=float('nan'))
+    # Where each simulated bracket lies relative to its prediction.
+    offsets = {}
+    for key, words, prediction in (
+            ('learnable_ce', 'learnable', 1.0),
+            ('etf_ce_shared', 'shared-layer',
+             data['shared_prediction_ratio'])):
+        offsets[words] = (data[key]['lo'] - prediction,
+                          data[key]['hi'] - prediction)
+    within = max(abs(v) for pair in offsets.values() for v in pair)
+    below = [words for words, (_, hi) in offsets.items() if hi < 0]
+    position = (
+        f'Each simulated bracket lies within {within:.5f} of its prediction '
+        f'(bracket minus prediction: ' + ', '.join(
+            f'{words} [{lo:+.5f}, {hi:+.5f}]'
+            for words, (lo, hi) in offsets.items()) + ').')
+    if below:
+        position += (
+            f' The {" and ".join(below)} bracket'
+            f'{"s lie" if len(below) > 1 else " lies"} below its '
+            f'prediction: the criterion (cosine {data["level"]:g}) is met '
+            f'just before the means coincide, so a simulated bracket can sit '
+            f'below the exact merging point.')
     return (
         '| what | bracket of λ/λ* | bisection precision | evaluations |\n'
         '|---|---|---|---|\n' + '\n'.join(lines) +
@@ -152,10 +191,7 @@ def threshold_text(data: dict) -> str:
         f'{data["level"]:g}; the convex program when its minority mean-logit '
         f'rows coincide to 1e-4 of the largest row norm. Predictions: '
         f'λ/λ* = 1 (learnable) and {data["shared_prediction_ratio"]:.5f} '
-        f'(shared layer). The simulated brackets sit at most a few 1e-3 '
-        f'below the exact merging point because the criterion (cosine '
-        f'{data["level"]:g}) is met just before the means coincide. Near '
-        f'the threshold L-BFGS slows down: '
+        f'(shared layer). {position} Near the threshold L-BFGS slows down: '
         f'{unconverged} bisection runs stopped at their iteration budget '
         f'(largest final gradient norm {worst:.1e}).')
 
@@ -185,18 +221,23 @@ def _steps(values) -> str:
     return text + (f' ({missing} not reached)' if missing else '')
 
 
-def race_table(data: dict) -> str:
+def _race_verdict(diff: dict) -> str:
+    """The verdict on a DR − CE difference of steps."""
+    return stats.verdict(diff, higher='CE faster', lower='DR faster')
+
+
+def race_table(data: dict, rows: Optional[List[dict]] = None) -> str:
+    """``rows``: :func:`race_rows` of ``data`` when already computed."""
     if data is None:
         return '(race data missing)'
     lines = ['| N·λ_H | step per sample | CE steps | DR steps | DR − CE '
              '[95 % CI over seeds] | verdict |', '|---|---|---|---|---|---|']
-    for row in race_rows(data):
+    for row in race_rows(data) if rows is None else rows:
         if 'diff' in row:
             d = row['diff']
             ci = (f'{d["mean"]:+.0f} [{d["lo"]:+.0f}, {d["hi"]:+.0f}] '
                   f'(n = {d["n"]})')
-            verdict = ('DR faster' if d['hi'] < 0 else 'CE faster'
-                       if d['lo'] > 0 else 'not resolved')
+            verdict = _race_verdict(d)
         else:
             ci, verdict = '–', 'a loss did not reach the tolerance'
         lines.append(f'| {row["penalty"]:g} | {row["lr"]:g} | '
@@ -205,20 +246,20 @@ def race_table(data: dict) -> str:
     return '\n'.join(lines)
 
 
-def race_summary(data: dict) -> str:
-    """One sentence: how the race came out, counted over the grid."""
+def race_summary(data: dict, rows: Optional[List[dict]] = None) -> str:
+    """One sentence: how the race came out, counted over the grid
+    (``rows``: :func:`race_rows` of ``data`` when already computed)."""
     if data is None:
         return '(race data missing)'
-    rows = race_rows(data)
+    if rows is None:
+        rows = race_rows(data)
     verdicts = {'DR faster': 0, 'CE faster': 0, 'not resolved': 0}
     unfinished = 0
     for row in rows:
         if 'diff' not in row:
             unfinished += 1
             continue
-        d = row['diff']
-        verdicts['DR faster' if d['hi'] < 0 else 'CE faster'
-                 if d['lo'] > 0 else 'not resolved'] += 1
+        verdicts[_race_verdict(row['diff'])] += 1
     return (f'plain gradient descent from the same start, fixed ETF, steps '
             f'until the features are within {data["tol"]:g} (relative '
             f'Frobenius distance) of each loss\'s own optimum, over '
@@ -230,10 +271,12 @@ def race_summary(data: dict) -> str:
             f'(details: [results_ufm.md](results_ufm.md)).')
 
 
-def ufm_summary(data_dir: str) -> str:
-    """The paragraph of results.md's UFM section."""
-    sweep = _load(data_dir, 'ufm_sweep_A.json')
-    threshold = _load(data_dir, 'ufm_threshold.json')
+def ufm_summary(data_dir: str, ufm: Optional[dict] = None) -> str:
+    """The paragraph of results.md's UFM section (``ufm``:
+    :func:`load_ufm` of ``data_dir`` when already read)."""
+    if ufm is None:
+        ufm = load_ufm(data_dir)
+    sweep, threshold = ufm['sweep_A'], ufm['threshold']
     if sweep is None:
         return '(UFM data missing)'
     f = sweep_facts(sweep)
@@ -260,14 +303,14 @@ def ufm_summary(data_dir: str) -> str:
             f'{threshold["shared_prediction_ratio"]:.4f}); a fixed classifier '
             f'alone does not prevent minority collapse once the features are '
             f'coupled.')
-    race = _load(data_dir, 'ufm_convergence.json')
+    race = ufm['race']
     if race is not None:
         text.append(f'- Convergence under the same fixed ETF: '
-                    f'{race_summary(race)}')
+                    f'{race_summary(race, ufm["race_rows"])}')
     return '\n'.join(text)
 
 
-def sweep_figure(data: dict, threshold: dict, path: str) -> None:
+def sweep_figure(data: dict, path: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -314,12 +357,15 @@ def sweep_figure(data: dict, threshold: dict, path: str) -> None:
     plt.close(fig)
 
 
-def race_figure(data: dict, path: str) -> None:
+def race_figure(data: dict, path: str,
+                rows: Optional[List[dict]] = None) -> None:
+    """``rows``: :func:`race_rows` of ``data`` when already computed."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    rows = race_rows(data)
+    if rows is None:
+        rows = race_rows(data)
     fig, ax = plt.subplots(figsize=(8, 4.6))
     penalties = sorted({r['penalty'] for r in rows})
     markers = ['o', 's', '^']
@@ -351,33 +397,36 @@ def race_figure(data: dict, path: str) -> None:
     plt.close(fig)
 
 
-def render_ufm(data_dir: str, docs_dir: str) -> None:
-    """Write results_ufm.md and its figures."""
+def render_ufm(data_dir: str, docs_dir: str,
+               ufm: Optional[dict] = None) -> None:
+    """Write results_ufm.md and its figures (``ufm``: :func:`load_ufm` of
+    ``data_dir`` when already read)."""
     from .report import _template, _write, fill
+    if ufm is None:
+        ufm = load_ufm(data_dir)
     figures = osp.join(docs_dir, 'figures')
     os.makedirs(figures, exist_ok=True)
     blocks = {}
-    threshold = _load(data_dir, 'ufm_threshold.json')
     for name in ('A', 'B'):
-        data = _load(data_dir, f'ufm_sweep_{name}.json')
+        data = ufm[f'sweep_{name}']
         if data is None:
             blocks[f'setting_{name}'] = blocks[f'table_{name}'] = \
-                blocks[f'facts_{name}'] = f'(ufm_sweep_{name}.json missing)'
+                blocks[f'facts_{name}'] = blocks[f'wall_{name}'] = \
+                f'(ufm_sweep_{name}.json missing)'
             continue
         blocks[f'setting_{name}'] = setting_text(data)
         blocks[f'table_{name}'] = sweep_table(data)
         blocks[f'facts_{name}'] = facts_text(data)
         blocks[f'wall_{name}'] = f'{data.get("wall_seconds", 0):.0f} s'
-        sweep_figure(data, threshold,
-                     osp.join(figures, f'ufm_sweep_{name}.png'))
-    race = _load(data_dir, 'ufm_convergence.json')
-    blocks['threshold'] = threshold_text(threshold)
-    blocks['race_table'] = race_table(race)
-    blocks['race_summary'] = race_summary(race)
+        sweep_figure(data, osp.join(figures, f'ufm_sweep_{name}.png'))
+    race, rows = ufm['race'], ufm['race_rows']
+    blocks['threshold'] = threshold_text(ufm['threshold'])
+    blocks['race_table'] = race_table(race, rows)
+    blocks['race_summary'] = race_summary(race, rows)
     blocks['race_setting'] = (
         f'K = {len(race["class_counts"])} ({", ".join(map(str, sorted(set(race["class_counts"]), reverse=True)))} '
         f'samples per class), d = {race["dim"]}' if race else '')
     if race is not None:
-        race_figure(race, osp.join(figures, 'ufm_convergence.png'))
+        race_figure(race, osp.join(figures, 'ufm_convergence.png'), rows)
     _write(osp.join(docs_dir, 'results_ufm.md'),
            fill(_template('results_ufm.md'), blocks))

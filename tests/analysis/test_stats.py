@@ -53,6 +53,10 @@ def test_paired_bootstrap():
     assert verdict(noisy) == 'not resolved'
     assert verdict(ci) == 'higher'
     assert verdict(paired_bootstrap(a, a + 1)) == 'lower'
+    words = dict(higher='CE faster', lower='DR faster', unresolved='tie')
+    assert verdict(ci, **words) == 'CE faster'
+    assert verdict(paired_bootstrap(a, a + 1), **words) == 'DR faster'
+    assert verdict(noisy, **words) == 'tie'
     # reproducible: the resampling is seeded
     assert paired_bootstrap([1.0, -1.0, 3.0], [0, 0, 0]) == \
         paired_bootstrap([1.0, -1.0, 3.0], [0, 0, 0])
