@@ -355,7 +355,9 @@ def goal_block(study: DigitsStudy) -> str:
                 f'tuning seeds, decides part of '
                 f'the margin. The `la_default` arm was added after the first '
                 f'evaluation results had been seen, as this sensitivity '
-                f'check; it is not part of the pre-registered comparison.')
+                f'check (its runs are the last invocation\'s, see '
+                f'"Reproducing this section"); it is not part of the '
+                f'pre-registered comparison.')
     cos = [r['nc']['normalized'].get('mc_means_cos_few')
            for r in study.runs(recipe, ratio).values()]
     cos = np.array([c for c in cos if c is not None])
@@ -739,6 +741,7 @@ def sessions_block(data_dir: str, study: DigitsStudy) -> str:
         text += (f' Wall time of the study command over {len(sessions)} '
                  f'invocation(s): {wall / 3600:.2f} h with '
                  f'{sessions[-1]["workers"]} worker processes.')
+        text += _invocations_text(sessions, study.rows)
     checks = load_rows(osp.join(data_dir, 'rerun_checks.jsonl'))
     for check in checks:
         text += (f'\n\nRerun check ({check["date"]}): `{check["id"]}` rerun '
@@ -747,6 +750,24 @@ def sessions_block(data_dir: str, study: DigitsStudy) -> str:
                   'host aside).' if not check['different'] else
                   f'fields {check["different"]} differ.'))
     return text
+
+
+def _invocations_text(sessions: List[dict], rows: List[dict]) -> str:
+    """Which arms each invocation of the study added: the per-run file is
+    appended in run order, so invocation ``i`` wrote the ``runs_added`` rows
+    after those of the invocations before it."""
+    if sum(s['runs_added'] for s in sessions) != len(rows):
+        return ''
+    parts, start = [], 0
+    for number, session in enumerate(sessions, 1):
+        added = rows[start:start + session['runs_added']]
+        start += session['runs_added']
+        methods = sorted({r['method'] for r in added},
+                         key=lambda m: list(METHODS).index(m))
+        parts.append(f'invocation {number} ({session["date"]}): '
+                     f'{len(added)} runs of ' +
+                     ', '.join(f'`{m}`' for m in methods))
+    return ' Runs by invocation: ' + '; '.join(parts) + '.'
 
 
 def baselines_table(study: DigitsStudy) -> str:
