@@ -91,7 +91,8 @@ def exit_at_once_if_distributed():
     it down, the dataloader workers and the rest takes several more seconds
     that only delay the launcher, which stops the other ranks when this one
     ends. Log handlers are flushed first. Outside a distributed run the
-    exception propagates as usual.
+    exception propagates as usual. tools/train.py and tools/test.py run
+    their runner inside it (tools/dist_train.sh, tools/dist_test.sh).
     """
     try:
         yield

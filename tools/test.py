@@ -25,8 +25,8 @@ from mmengine.runner import Runner
 
 import etf_plugin  # noqa: F401  (registers the plugin's modules)
 from etf_plugin.datasets import heldout_dataset_cfg, innermost_dataset_cfg
-from common import (add_common_args, finish, parse, set_dataloader_defaults,
-                    set_work_dir)
+from common import (add_common_args, exit_at_once_if_distributed, finish,
+                    parse, set_dataloader_defaults, set_work_dir)
 
 
 def parse_args():
@@ -96,14 +96,15 @@ def merge_args(cfg, args):
 def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
-    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
-              Runner.from_cfg(cfg))
-    if args.out and args.out_item in ('pred', None):
-        runner.test_evaluator.metrics.append(
-            DumpResults(out_file_path=args.out))
-    metrics = runner.test()
-    if args.out and args.out_item == 'metrics' and is_main_process():
-        mmengine.dump(metrics, args.out)
+    with exit_at_once_if_distributed():
+        runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
+                  Runner.from_cfg(cfg))
+        if args.out and args.out_item in ('pred', None):
+            runner.test_evaluator.metrics.append(
+                DumpResults(out_file_path=args.out))
+        metrics = runner.test()
+        if args.out and args.out_item == 'metrics' and is_main_process():
+            mmengine.dump(metrics, args.out)
 
 
 if __name__ == '__main__':

@@ -10,13 +10,13 @@ import json
 import os
 import os.path as osp
 import platform
-import tempfile
 import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from etf_plugin.functional.long_tail import class_sizes, shot_groups
+from etf_plugin.utils.io import atomic_write
 
 CONFIG_DIR = osp.join('configs', 'mmdet')
 # row key -> (what the row is, its config under configs/mmdet)
@@ -111,10 +111,10 @@ def build_config(row: str,
     cfg.randomness = dict(seed=seed)
     cfg.work_dir = work_dir
     # One evaluation, at the end, on the chosen split; one checkpoint. No
-    # validation loop: mmengine would run it after the last epoch whatever
-    # val_interval says, on the reported split, also when tuning.
+    # validation loop at all (a large val_interval would not do: mmengine
+    # validates after the last epoch whatever val_interval says, on the
+    # reported split, also when tuning).
     max_epochs = cfg.train_cfg.max_epochs
-    cfg.train_cfg.val_interval = max_epochs + 1
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1)
@@ -218,15 +218,12 @@ def load_results(path: str) -> dict:
 
 
 def save_results(path: str, results: dict) -> None:
-    """Write the results file atomically, so an interrupted benchmark keeps
-    every finished run."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)))
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would stick to a file in the repo
-    with os.fdopen(fd, 'w') as f:
-        json.dump(results, f, indent=1, sort_keys=True)
-        f.write('\n')
-    os.replace(tmp, path)
+    """Write the results file atomically
+    (:func:`~etf_plugin.utils.io.atomic_write`), so an interrupted benchmark
+    keeps every finished run."""
+    atomic_write(
+        path, (json.dumps(results, indent=1, sort_keys=True) +
+               '\n').encode('utf-8'))
 
 
 def run_key(row: str, seed: int, split: str, options: Optional[dict]) -> str:

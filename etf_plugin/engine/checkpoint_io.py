@@ -38,6 +38,11 @@ import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.runner.checkpoint import CheckpointLoader
 
+# The atomic writer lives in etf_plugin.utils.io (the NC records and the
+# detection benchmark use it too); re-exported here under the same names.
+from etf_plugin.utils.io import (atomic_write, fsync_folder,  # noqa: F401
+                                 is_temporary, temporary_path, write_file)
+
 #: Suffix of the checksum file next to each checkpoint.
 SIDECAR_SUFFIX = '.sha256'
 #: Name of the backend in MMEngine's file-backend registry.
@@ -57,64 +62,6 @@ class CorruptCheckpointError(RuntimeError):
 def sidecar_path(path: str) -> str:
     """The checksum file of checkpoint ``path``: ``<path>.sha256``."""
     return path + SIDECAR_SUFFIX
-
-
-def temporary_path(path: str) -> str:
-    """The temporary name ``path`` is written under before the rename: a
-    hidden file in the same folder (so the rename stays on one file
-    system), unique per process."""
-    folder, name = osp.split(path)
-    return osp.join(folder, f'.{name}.tmp-{os.getpid()}')
-
-
-def is_temporary(name: str) -> bool:
-    """Whether a file name is one of :func:`temporary_path`'s."""
-    return name.startswith('.') and '.tmp-' in name
-
-
-def fsync_folder(folder: str) -> None:
-    """Make a rename in ``folder`` durable (a no-op where folders cannot be
-    opened, e.g. on Windows)."""
-    try:
-        fd = os.open(folder or '.', os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_file(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` and ``fsync`` it (no rename)."""
-    with open(path, 'wb') as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    """Replace ``path`` by a file holding ``data``, atomically: readers (and
-    a process that dies at any point) see either the old file or the
-    complete new one, never a part of it.
-
-    Args:
-        path (str): The final file name; its folder is created if needed.
-        data (bytes): The new contents.
-    """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        write_file(tmp, data)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    fsync_folder(folder)
 
 
 def sha256_of_file(path: str) -> str:

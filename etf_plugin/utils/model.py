@@ -1,5 +1,5 @@
 """Reaching into a runner's model: the one place that unwraps model wrappers
-and finds a head's classifier."""
+and finds a head's classifier and number of classes."""
 from typing import Optional, Tuple
 
 import torch
@@ -19,6 +19,20 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     while is_model_wrapper(model):
         model = model.module
     return model
+
+
+def num_classes_of(model: nn.Module) -> Optional[int]:
+    """The number of classes of a model's head.
+
+    Args:
+        model (nn.Module): ``runner.model``, wrapped or not.
+
+    Returns:
+        int | None: ``head.num_classes`` of the unwrapped model, or None when
+        it has no head or its head no ``num_classes``.
+    """
+    head = getattr(unwrap_model(model), 'head', None)
+    return getattr(head, 'num_classes', None)
 
 
 def classifier_of(

@@ -5,10 +5,10 @@ Shared by :class:`~etf_plugin.engine.hooks.NeuralCollapseHook` (one run) and
 ``tools/analysis/plot_nc.py`` (several runs overlaid).
 """
 import json
-import os
-import tempfile
 import warnings
 from typing import Dict, List, Optional, Sequence
+
+from etf_plugin.utils.io import atomic_write
 
 # What a reader looks at first: collapse (NC1), simplex geometry (NC2),
 # alignment with the classifier (NC3), NCC agreement (NC4), minority collapse.
@@ -68,34 +68,36 @@ def load_nc_records(json_file: str,
             except json.JSONDecodeError:
                 warnings.warn(f'{json_file}:{number}: skipping a torn or '
                               f'corrupted record ({line[:40]!r}...).')
-    if not latest_per_iter:
-        return records
+    return latest_record_per_iter(records) if latest_per_iter else records
+
+
+def latest_record_per_iter(records: Sequence[dict]) -> List[dict]:
+    """One record per training iteration, the later one in ``records`` (a
+    resumed run may measure an iteration twice), sorted by iteration.
+
+    Args:
+        records (Sequence[dict]): Records in file order.
+
+    Returns:
+        list[dict]: The kept records (the same objects, not copies).
+    """
     by_iter = {record['iter']: record for record in records}
     return [by_iter[key] for key in sorted(by_iter)]
 
 
 def save_nc_records(json_file: str, records: Sequence[dict]) -> None:
-    """Write ``records`` as JSON lines, atomically: into a temporary file in
-    the same directory, flushed to disk, then renamed over ``json_file``, so
-    a reader or a crash sees either the old file or the new one.
+    """Write ``records`` as JSON lines, atomically
+    (:func:`~etf_plugin.utils.io.atomic_write`: a temporary file in the same
+    directory, flushed to disk, then renamed over ``json_file``), so a
+    reader or a crash sees either the old file or the new one.
 
     Args:
         json_file (str): Path of the ``nc_metrics.json``.
         records (Sequence[dict]): The records, in order.
     """
-    directory = os.path.dirname(os.path.abspath(json_file))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.nc_metrics.')
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            for record in records:
-                f.write(json.dumps(record) + '\n')
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, json_file)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(json_file,
+                 ''.join(json.dumps(record) + '\n'
+                         for record in records).encode('utf-8'))
 
 
 def plotted_metrics(runs: Dict[str, List[dict]],

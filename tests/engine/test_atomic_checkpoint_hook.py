@@ -20,6 +20,7 @@ from etf_plugin.engine.checkpoint_io import (CorruptCheckpointError,
                                              load_from_verified_local,
                                              sidecar_path)
 from etf_plugin.engine.hooks import AtomicCheckpointHook
+from etf_plugin.utils import io as etf_io
 
 
 class Killed(BaseException):
@@ -103,7 +104,7 @@ def test_killed_save_keeps_a_loadable_last_checkpoint(tmp_path, monkeypatch,
     assert last_checkpoint(tmp_path) == str(tmp_path / 'epoch_2.pth')
 
     name, target = CRASH_POINTS[point]
-    real_write, real_replace = checkpoint_io.write_file, os.replace
+    real_write, real_replace = etf_io.write_file, os.replace
 
     def write_file(path, data):
         if target in path and not path.endswith('.sha256.tmp-%d' %
@@ -119,7 +120,7 @@ def test_killed_save_keeps_a_loadable_last_checkpoint(tmp_path, monkeypatch,
         real_replace(src, dst)
 
     if name == 'write_file':
-        monkeypatch.setattr(checkpoint_io, 'write_file', write_file)
+        monkeypatch.setattr(etf_io, 'write_file', write_file)
         if target == '.pth.tmp-':  # MMEngine's in-place writer, likewise
             def put(self, obj, path):
                 with open(path, 'wb') as f:
@@ -221,14 +222,14 @@ def test_best_checkpoint_is_replaced_after_the_new_one_is_saved(
         assert epoch_of(hook.best_ckpt_path) == 2
         return
 
-    real_write = checkpoint_io.write_file
+    real_write = etf_io.write_file
 
     def write_file(path, data):
         if 'best_acc_epoch_2' in path:
             raise Killed
         real_write(path, data)
 
-    monkeypatch.setattr(checkpoint_io, 'write_file', write_file)
+    monkeypatch.setattr(etf_io, 'write_file', write_file)
     with pytest.raises(Killed):
         hook.after_val_epoch(runner, dict(acc=0.7))
     assert epoch_of(first_best) == 1  # not deleted before the new one

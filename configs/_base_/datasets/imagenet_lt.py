@@ -47,12 +47,8 @@ val_evaluator = [
     dict(type='LongTailAccuracy', topk=(1, 5)),
 ]
 
+# The val loader on the test list.
 test_dataloader = dict(
-    batch_size=128,
-    num_workers=8,
-    dataset=dict(
-        **imagenet_lt,
-        ann_file='ImageNet_LT_test.txt',
-        pipeline=_base_.test_pipeline),
-)
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], ann_file='ImageNet_LT_test.txt'))
 test_evaluator = val_evaluator

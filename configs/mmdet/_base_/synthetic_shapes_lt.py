@@ -60,14 +60,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 # Not used by the runner: benchmarks/det_long_tail.py --split heldout puts
 # it in test_dataloader to tune on.
-heldout_dataset = dict(
-    type=dataset_type,
-    n_max=30,
-    imbalance_ratio=1.0,
-    img_size=img_size,
-    seed=2,
-    test_mode=True,
-    pipeline=test_pipeline)
+heldout_dataset = dict(val_dataloader['dataset'], n_max=30, seed=2)
 
 # ann_file=None: mmdet's CocoMetric converts the packed 'instances' to COCO
 # json itself; classwise=True logs AP of every (head to tail) class.

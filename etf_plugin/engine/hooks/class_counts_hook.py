@@ -10,7 +10,7 @@ from mmpretrain.registry import HOOKS
 from etf_plugin.datasets.class_counts import (check_class_counts,
                                               load_class_counts)
 from etf_plugin.datasets.utils import training_class_counts
-from etf_plugin.utils import unwrap_model
+from etf_plugin.utils import num_classes_of, unwrap_model
 
 CHECKPOINT_KEY = 'class_counts'  # in checkpoint['meta']
 
@@ -68,7 +68,7 @@ class ClassCountsHook(Hook):
     def before_train(self, runner) -> None:
         if self.counts is None:
             self.counts = training_class_counts(
-                runner.train_dataloader.dataset, _num_classes(runner))
+                runner.train_dataloader.dataset, num_classes_of(runner.model))
             resumed = self._checkpoint_counts
             if runner._resume and resumed is not None and not np.array_equal(
                     resumed, self.counts):
@@ -97,7 +97,7 @@ class ClassCountsHook(Hook):
             return
         if self.counts is None:
             self.counts = self._counts_for_evaluation(runner, consumers)
-        num_classes = _num_classes(runner)
+        num_classes = num_classes_of(runner.model)
         check_class_counts(self.counts, num_classes, owner='ClassCountsHook')
         for consumer in consumers:
             consumer.set_class_counts(self.counts)
@@ -122,7 +122,7 @@ class ClassCountsHook(Hook):
         runner.logger.info(
             'ClassCountsHook: the checkpoint has no class counts; counting '
             'the labels of the config\'s training set.')
-        return training_class_counts(dataset, _num_classes(runner))
+        return training_class_counts(dataset, num_classes_of(runner.model))
 
     @staticmethod
     def _consumers(runner, loop) -> List[object]:
@@ -137,8 +137,3 @@ class ClassCountsHook(Hook):
 
 def _consumes(obj) -> bool:
     return callable(getattr(obj, 'set_class_counts', None))
-
-
-def _num_classes(runner) -> Optional[int]:
-    head = getattr(unwrap_model(runner.model), 'head', None)
-    return getattr(head, 'num_classes', None)

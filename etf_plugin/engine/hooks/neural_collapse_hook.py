@@ -21,9 +21,9 @@ from etf_plugin.datasets.utils import innermost_dataset_cfg
 from etf_plugin.functional import NCAccumulator
 from etf_plugin.models.utils.features import (check_feature_stage,
                                               extract_features)
-from etf_plugin.utils import classifier_of, unwrap_model
-from etf_plugin.visualization import (load_nc_records, nc_curves_figure,
-                                      save_nc_records)
+from etf_plugin.utils import classifier_of, num_classes_of, unwrap_model
+from etf_plugin.visualization import (latest_record_per_iter, load_nc_records,
+                                      nc_curves_figure, save_nc_records)
 
 
 @HOOKS.register_module()
@@ -290,15 +290,16 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
         record = dict(epoch=epoch, iter=runner.iter, stage=self.stage,
                       **metrics)
         json_file = osp.join(runner.work_dir, self.out_file)
+        # Every valid line kept (a resumed run's repeats included); the
+        # figure shows the latest record of each iteration.
         records = load_nc_records(json_file, latest_per_iter=False) \
             if osp.exists(json_file) else []
-        save_nc_records(json_file, records + [record])
+        records.append(record)
+        save_nc_records(json_file, records)
         if self.plot_file is None:
             return
-        records = load_nc_records(json_file)
-        num_classes = getattr(
-            getattr(unwrap_model(runner.model), 'head', None), 'num_classes',
-            None)
+        records = latest_record_per_iter(records)
+        num_classes = num_classes_of(runner.model)
         # The records are saved; a figure that fails to draw (a missing
         # font, a full disk) must not end a long training run.
         try:
