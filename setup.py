@@ -30,10 +30,6 @@ def _remove(path):
         shutil.rmtree(path)
 
 
-def _ignore(directory, names):
-    return [n for n in names if n == '__pycache__' or n.endswith('.pyc')]
-
-
 class BuildPyWithMim(build_py):
     """``build_py`` that also lays out ``etf_plugin/.mim``."""
 
@@ -60,7 +56,9 @@ class BuildPyWithMim(build_py):
         for item in MIM_ITEMS:
             source, target = osp.join(ROOT, item), osp.join(mim, item)
             if osp.isdir(source):
-                shutil.copytree(source, target, ignore=_ignore)
+                shutil.copytree(
+                    source, target,
+                    ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
             elif osp.isfile(source):
                 shutil.copy2(source, target)
 

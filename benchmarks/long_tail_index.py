@@ -40,6 +40,7 @@ import tempfile
 import time
 
 import numpy as np
+from _timing import interleaved_times, median_ratio, paired_ratio
 from mmengine.logging import MMLogger
 from mmpretrain.datasets import CustomDataset
 
@@ -103,19 +104,6 @@ def per_class_loop(labels, targets, seed):
     return np.sort(np.concatenate(kept))
 
 
-def interleaved_times(rows, repeats):
-    """Seconds of every row in every repetition, rows rotated per
-    repetition."""
-    times = {name: [] for name, _ in rows}
-    for rep in range(repeats):
-        shift = rep % len(rows)
-        for name, fn in rows[shift:] + rows[:shift]:
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--num-labels', type=int, default=1_281_167)
@@ -160,8 +148,7 @@ def main():
         ('  (ClassBalancedSampler, 1 epoch)',
          lambda: list(ClassBalancedSampler(dataset, seed=seed))),
     ]
-    times = interleaved_times(rows, args.repeats)
-    floor_median = statistics.median(times[floor])
+    times = interleaved_times(rows, args.repeats)  # rows rotated per rep
     print(f'labels: {len(labels):,}  classes: {args.num_classes}  '
           f'ratio: {args.ratio}  kept: {len(indices):,} (same subset as the '
           f'reference)  index memory: {indices.nbytes / 2**20:.1f} MiB  '
@@ -170,9 +157,9 @@ def main():
           f'{"paired":>9}')
     for name, _ in rows:
         median = statistics.median(times[name])
-        paired = statistics.median(
-            t / f for t, f in zip(times[name], times[floor]))
-        print(f'{name:<36}{median * 1e3:>11.1f}{median / floor_median:>9.2f}x'
+        vs_floor = median_ratio(times[name], times[floor])
+        paired = paired_ratio(times[name], times[floor])
+        print(f'{name:<36}{median * 1e3:>11.1f}{vs_floor:>9.2f}x'
               f'{paired:>8.2f}x')
     if args.list_file:
         with tempfile.TemporaryDirectory() as tmp:

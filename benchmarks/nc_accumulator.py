@@ -32,6 +32,7 @@ import statistics
 import time
 
 import torch
+from _timing import abba, interleaved_times, median_ratio, paired_ratio
 
 from etf_plugin.functional import NCAccumulator
 
@@ -105,17 +106,10 @@ def measure(args, device, batches):
 
     rows = [('update', run_update), ('floor', run_floor),
             ('serial_cast', run_floor_serial_cast), ('fp32', run_floor32)]
-    times = {name: [] for name, _ in rows}
-    times['ncc'] = []
     for _, fn in rows:  # warm-up, and the same history for the check
         fn()
-    for rep in range(args.repeats):
-        for name, fn in (rows if rep % 2 == 0 else rows[::-1]):
-            sync()
-            start = time.perf_counter()
-            fn()
-            sync()
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_times(rows, args.repeats, order=abba, sync=sync)
+    times['ncc'] = []
     identical = torch.equal(accumulator.second_moment, floor64)
     for _ in range(max(1, args.repeats // 3)):  # after the first pass
         sync()
@@ -153,16 +147,15 @@ def main():
     for threads in args.threads:
         torch.set_num_threads(threads)
         times, identical, compute_s, state_mib = measure(args, device, batches)
-        floor = statistics.median(times['floor'])
         for name in ('update', 'floor', 'serial_cast', 'fp32', 'ncc'):
             median = statistics.median(times[name])
+            vs_floor = median_ratio(times[name], times['floor'])
             paired = ''
             if name != 'ncc':  # the NC4 pass runs after, not interleaved
-                paired = statistics.median(
-                    t / f for t, f in zip(times[name], times['floor']))
+                paired = paired_ratio(times[name], times['floor'])
                 paired = f'{paired:>8.2f}x'
             print(f'{torch.get_num_threads():>7}  {labels[name]:<40}'
-                  f'{median / samples * 1e6:>10.2f}{median / floor:>9.2f}x'
+                  f'{median / samples * 1e6:>10.2f}{vs_floor:>9.2f}x'
                   f'{paired}')
         summary.append(
             f'threads={threads}: update S bit-identical to the floor\'s: '

@@ -25,16 +25,10 @@ DIM = 16
 ETF_COS = -1 / (len(COUNTS) - 1)
 LAM_STAR = minority_collapse_threshold(N_MAJOR, N_MINOR, K_MAJOR, K_MINOR)
 
+# The problems are tiny: on a busy machine extra BLAS threads only spin.
+pytestmark = pytest.mark.usefixtures('one_thread')
+
 _runs = {}
-
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    # The problems are tiny: on a busy machine extra BLAS threads only spin.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run(ratio, mode='learnable_ce', lambda_b=None):

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from mmengine.registry import DefaultScope
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
@@ -43,17 +42,16 @@ def test_three_sources_agree(tmp_path):
     expected = [7, 3, 0, 2]
     from_list = load_class_counts(class_counts=expected)
     from_file = load_class_counts(counts_file=str(path))
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        from_dataset = training_class_counts(DATASETS.build(fake_train()))
-        # a LongTailDataset, even a lazily initialised one: its metainfo
-        long_tail = DATASETS.build(
-            dict(
-                type='LongTailDataset',
-                dataset=fake_train(),
-                counts=[5, 3, 0, 1],
-                allow_empty=True,
-                lazy_init=True))
-        from_long_tail = training_class_counts(long_tail, num_classes=4)
+    from_dataset = training_class_counts(DATASETS.build(fake_train()))
+    # a LongTailDataset, even a lazily initialised one: its metainfo
+    long_tail = DATASETS.build(
+        dict(
+            type='LongTailDataset',
+            dataset=fake_train(),
+            counts=[5, 3, 0, 1],
+            allow_empty=True,
+            lazy_init=True))
+    from_long_tail = training_class_counts(long_tail, num_classes=4)
     for counts in (from_list, from_file, from_dataset):
         assert counts.dtype == np.int64
         assert counts.tolist() == expected
@@ -63,16 +61,15 @@ def test_three_sources_agree(tmp_path):
 
 
 def test_repeating_wrappers_count_distinct_samples():
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        train = DATASETS.build(fake_train())
-        repeated = RepeatDataset(train, times=3)
-        balanced = ClassBalancedDataset(train, oversample_thr=0.5)
-        assert len(repeated) == 3 * len(train)
-        assert len(balanced) > len(train)
-        for dataset in (repeated, balanced):
-            assert training_class_counts(dataset).tolist() == [7, 3, 0, 2]
-        with pytest.raises(ValueError, match='model has 5'):
-            training_class_counts(train, num_classes=5)
+    train = DATASETS.build(fake_train())
+    repeated = RepeatDataset(train, times=3)
+    balanced = ClassBalancedDataset(train, oversample_thr=0.5)
+    assert len(repeated) == 3 * len(train)
+    assert len(balanced) > len(train)
+    for dataset in (repeated, balanced):
+        assert training_class_counts(dataset).tolist() == [7, 3, 0, 2]
+    with pytest.raises(ValueError, match='model has 5'):
+        training_class_counts(train, num_classes=5)
 
 
 def test_bad_values(tmp_path):

@@ -17,7 +17,7 @@ CONFIG = osp.join(
 
 
 @pytest.mark.slow  # an R50-FPN at 1333 x 800 on one CPU thread
-def test_detects_on_a_generated_image(tmp_path):
+def test_detects_on_a_generated_image(tmp_path, one_thread):
     import mmcv
     from mmdet.registry import MODELS
 
@@ -40,15 +40,10 @@ def test_detects_on_a_generated_image(tmp_path):
     pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
     data = pipeline(dict(img_path=img_path, img_id=0))
     assert data['inputs'].shape[1:] == (800, 1067)  # the 1333 x 800 resize
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            result, = model.test_step(
-                dict(inputs=[data['inputs']],
-                     data_samples=[data['data_samples']]))
-    finally:
-        torch.set_num_threads(threads)
+    with torch.no_grad():
+        result, = model.test_step(
+            dict(inputs=[data['inputs']],
+                 data_samples=[data['data_samples']]))
     pred = result.pred_instances
     # untrained: p(object) about 1/2 spread over 1203 classes, about 4e-4
     # per class, above score_thr; LVIS's max_per_img keeps 300

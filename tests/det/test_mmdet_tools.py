@@ -5,27 +5,15 @@ import runpy
 import sys
 
 import mmcv
-import mmdet
 import numpy as np
-import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import REPO_ROOT
+from conftest import SHAPES_CONFIG as CONFIG
+from conftest import mim_tools
 from etf_plugin.det import SyntheticShapes
 
-CONFIG = osp.join(
-    REPO_ROOT, 'configs', 'mmdet',
-    'faster-rcnn_r18-tiny_fpn_etf-objectness-dr_synthetic-shapes-lt.py')
-TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+TOOLS = mim_tools('mmdet')
 
 
 def test_browse_dataset(tmp_path, monkeypatch):

@@ -8,19 +8,16 @@ import os.path as osp
 import runpy
 import sys
 
-import mmdet
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from conftest import REPO_ROOT
+from conftest import SHAPES_CONFIG as CONFIG
+from conftest import mim_tools
 from etf_plugin.functional import simplex_etf
 
-CONFIG = osp.join(
-    REPO_ROOT, 'configs', 'mmdet',
-    'faster-rcnn_r18-tiny_fpn_etf-objectness-dr_synthetic-shapes-lt.py')
-TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
+TOOLS = mim_tools('mmdet')
 ETF_KEY = 'roi_head.bbox_head.fc_cls.classifier.etf_vectors'
 # One epoch (a few iterations) on a dozen training images, no validation
 # during training; the test set has two instances of every class.
@@ -33,15 +30,6 @@ SMALL = {
     'train_dataloader.dataset.imbalance_ratio': 0.25,
     'test_dataloader.dataset.n_max': 2,
 }
-
-
-@pytest.fixture
-def one_thread():
-    # torch's default two threads on two busy cores run ~10x slower here
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run_tool(monkeypatch, name, *args):

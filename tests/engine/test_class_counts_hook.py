@@ -14,10 +14,10 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import etf_plugin  # noqa: F401
+from conftest import MMPRETRAIN_TOOLS, REPO_ROOT, free_port, run_tool
 from etf_plugin.datasets import training_class_counts
 from etf_plugin.engine.hooks import ClassCountsHook
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SHORT = {
     'train_cfg.max_epochs': 1,
     'train_cfg.val_interval': 1,
@@ -31,7 +31,7 @@ NO_TRAINING = ('train_dataloader=None', 'train_cfg=None',
 
 
 def runner_of(config, work_dir, **options):
-    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', config))
     cfg.merge_from_dict({
         **SHORT, 'work_dir': str(work_dir),
         'experiment_name': uuid.uuid4().hex, **options
@@ -39,10 +39,10 @@ def runner_of(config, work_dir, **options):
     return Runner.from_cfg(cfg)
 
 
-def run_tool(*args, timeout=300):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+def run_python(*args):
+    """A tool under this interpreter, from the repository root, on one
+    thread; returns its output."""
+    return run_tool([sys.executable, *args], timeout=300)
 
 
 def saved_metrics(work_dir):
@@ -76,12 +76,11 @@ def test_imbalance_override_reaches_the_loss_and_the_shot_groups(tmp_path):
 def ce_checkpoint(tmp_path_factory):
     """A CE model trained at ratio 0.02 (counts 124 ... 2)."""
     work_dir = tmp_path_factory.mktemp('ce')
-    result = run_tool(
+    run_python(
         'tools/train.py', 'configs/resnet32_digitslt_ce.py', '--work-dir',
         str(work_dir), '--cfg-options',
         'train_dataloader.dataset.imbalance_ratio=0.02',
         'train_cfg.max_epochs=1')
-    assert result.returncode == 0, result.stderr[-3000:]
     return str(work_dir / 'epoch_1.pth')
 
 
@@ -94,47 +93,36 @@ def test_prior_survives_the_checkpoint_into_a_test_only_run(
     # tools/test.py with no training set in the config: the checkpoint's
     # prior, and the same numbers as with the counts given explicitly
     from_checkpoint = tmp_path / 'from_checkpoint'
-    result = run_tool('tools/test.py',
-                      'configs/resnet32_digitslt_posthoc_la.py',
-                      ce_checkpoint, '--work-dir', str(from_checkpoint),
-                      '--out', str(from_checkpoint / 'metrics.pkl'),
-                      '--out-item', 'metrics', '--cfg-options',
-                      *NO_TRAINING)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_python('tools/test.py', 'configs/resnet32_digitslt_posthoc_la.py',
+               ce_checkpoint, '--work-dir', str(from_checkpoint), '--out',
+               str(from_checkpoint / 'metrics.pkl'), '--out-item', 'metrics',
+               '--cfg-options', *NO_TRAINING)
     explicit = tmp_path / 'explicit'
-    result = run_tool('tools/test.py',
-                      'configs/resnet32_digitslt_posthoc_la.py',
-                      ce_checkpoint, '--work-dir', str(explicit), '--out',
-                      str(explicit / 'metrics.pkl'), '--out-item', 'metrics',
-                      '--cfg-options', *NO_TRAINING,
-                      f'model.head.class_counts={counts}')
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_python('tools/test.py', 'configs/resnet32_digitslt_posthoc_la.py',
+               ce_checkpoint, '--work-dir', str(explicit), '--out',
+               str(explicit / 'metrics.pkl'), '--out-item', 'metrics',
+               '--cfg-options', *NO_TRAINING,
+               f'model.head.class_counts={counts}')
     adjusted = saved_metrics(from_checkpoint)
     assert adjusted == saved_metrics(explicit)
     assert {'lt/many', 'lt/medium', 'lt/few'} <= set(adjusted)
     # the same numbers from 2 processes (dist_test.sh) ...
     dist = tmp_path / 'dist'
-    env = dict(os.environ, OMP_NUM_THREADS='1', PORT='29631',
+    env = dict(os.environ, OMP_NUM_THREADS='1', PORT=str(free_port()),
                PYTHON=sys.executable)
-    result = subprocess.run(
-        ['bash', 'tools/dist_test.sh',
-         'configs/resnet32_digitslt_posthoc_la.py', ce_checkpoint, '2',
-         '--work-dir', str(dist), '--out', str(dist / 'metrics.pkl'),
-         '--out-item', 'metrics', '--cfg-options', *NO_TRAINING],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_tool(['bash', 'tools/dist_test.sh',
+              'configs/resnet32_digitslt_posthoc_la.py', ce_checkpoint, '2',
+              '--work-dir', str(dist), '--out', str(dist / 'metrics.pkl'),
+              '--out-item', 'metrics', '--cfg-options', *NO_TRAINING],
+             env=env, timeout=300)
     assert saved_metrics(dist) == adjusted
     # ... and from MMPretrain's own test.py
-    import mmpretrain
-    upstream_test = osp.join(
-        osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'test.py')
     upstream = tmp_path / 'upstream'
-    result = run_tool(upstream_test,
-                      'configs/resnet32_digitslt_posthoc_la.py',
-                      ce_checkpoint, '--work-dir', str(upstream), '--out',
-                      str(upstream / 'metrics.pkl'), '--out-item', 'metrics',
-                      '--cfg-options', *NO_TRAINING)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_python(osp.join(MMPRETRAIN_TOOLS, 'test.py'),
+               'configs/resnet32_digitslt_posthoc_la.py', ce_checkpoint,
+               '--work-dir', str(upstream), '--out',
+               str(upstream / 'metrics.pkl'), '--out-item', 'metrics',
+               '--cfg-options', *NO_TRAINING)
     assert saved_metrics(upstream) == adjusted
 
 
@@ -145,20 +133,20 @@ def test_test_only_run_without_any_counts_names_the_fix(
     del checkpoint['meta']['class_counts']
     stripped = str(tmp_path / 'no_counts.pth')
     torch.save(checkpoint, stripped)
-    result = run_tool('tools/test.py',
-                      'configs/resnet32_digitslt_posthoc_la.py', stripped,
-                      '--work-dir', str(tmp_path / 'run'), '--cfg-options',
-                      *NO_TRAINING)
+    # run_tool returns stdout + stderr; the message must be on stderr
+    result = subprocess.run(
+        [sys.executable, 'tools/test.py',
+         'configs/resnet32_digitslt_posthoc_la.py', stripped, '--work-dir',
+         str(tmp_path / 'run'), '--cfg-options', *NO_TRAINING],
+        cwd=REPO_ROOT, env=dict(os.environ, OMP_NUM_THREADS='1'),
+        capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert 'training samples per class' in result.stderr
     assert 'class_counts=[...]' in result.stderr
     # with the training set in the config, its labels are counted instead
-    result = run_tool('tools/test.py',
-                      'configs/resnet32_digitslt_posthoc_la.py', stripped,
-                      '--work-dir', str(tmp_path / 'counted'),
-                      '--cfg-options',
-                      'train_dataloader.dataset.imbalance_ratio=0.02')
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_python('tools/test.py', 'configs/resnet32_digitslt_posthoc_la.py',
+               stripped, '--work-dir', str(tmp_path / 'counted'),
+               '--cfg-options', 'train_dataloader.dataset.imbalance_ratio=0.02')
 
 
 def test_bad_counts_are_refused(tmp_path):
@@ -187,16 +175,14 @@ def test_resume_on_other_counts_is_refused(tmp_path):
 def test_heldout_evaluation_follows_the_training_set(ce_checkpoint, tmp_path):
     from mmpretrain.registry import DATASETS
     preds = tmp_path / 'preds.pkl'
-    result = run_tool('tools/test.py', 'configs/resnet32_digitslt_tau_norm.py',
-                      ce_checkpoint, '--heldout', '20', '--work-dir',
-                      str(tmp_path), '--out', str(preds), '--cfg-options',
-                      'model.head.tau=0.5',
-                      'train_dataloader.dataset.imbalance_ratio=0.02')
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_python('tools/test.py', 'configs/resnet32_digitslt_tau_norm.py',
+               ce_checkpoint, '--heldout', '20', '--work-dir', str(tmp_path),
+               '--out', str(preds), '--cfg-options', 'model.head.tau=0.5',
+               'train_dataloader.dataset.imbalance_ratio=0.02')
     with open(preds, 'rb') as f:
         predictions = pickle.load(f)
-    cfg = Config.fromfile(osp.join(REPO, 'configs',
-                                   'resnet32_digitslt_ce.py'))
+    cfg = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs', 'resnet32_digitslt_ce.py'))
     train = cfg.train_dataloader.dataset
     train.imbalance_ratio = 0.02
     heldout = DATASETS.build(dict(train, split='heldout',

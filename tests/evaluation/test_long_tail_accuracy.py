@@ -1,6 +1,5 @@
 import json
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -9,11 +8,10 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 from mmengine.dist import get_world_size
 from mmengine.evaluator import Evaluator
-from mmengine.registry import DefaultScope
-from mmpretrain.datasets import BaseDataset
-from mmpretrain.registry import DATASETS, METRICS
+from mmpretrain.registry import METRICS
 from mmpretrain.structures import DataSample
 
+from conftest import free_port
 from etf_plugin.evaluation import LongTailAccuracy
 
 # Hand-made case. Training counts [150, 50, 5]: class 0 many-shot, class 1
@@ -127,10 +125,9 @@ def test_mismatched_classes_and_labels():
 def test_through_evaluator_with_data_samples():
     # The path tools/test.py takes: TestLoop -> Evaluator.process with the
     # model's DataSample outputs -> Evaluator.evaluate.
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        evaluator = Evaluator(
-            dict(type='LongTailAccuracy', class_counts=TRAIN_COUNTS,
-                 topk=(1, 2)))
+    evaluator = Evaluator(
+        dict(type='LongTailAccuracy', class_counts=TRAIN_COUNTS,
+             topk=(1, 2)))
     evaluator.dataset_meta = dict(classes=['a', 'b', 'c'])
     outputs = [
         DataSample().set_gt_label(y).set_pred_score(torch.tensor(s))
@@ -176,12 +173,6 @@ def distributed_worker(rank, world_size, port, out_path):
                          result=result), f)
     finally:
         torch_dist.destroy_process_group()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow  # two spawned processes each import mmpretrain: ~25 s

@@ -2,15 +2,11 @@
 import pytest
 import torch
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
+from conftest import data_samples
 from etf_plugin.functional.etf import simplex_etf
 from etf_plugin.models.heads import CosineClsHead, ETFHead
 from etf_plugin.utils import classifier_of
-
-
-def samples(labels):
-    return [DataSample().set_gt_label(int(y)) for y in labels]
 
 
 def test_starts_at_the_etf_and_matches_etf_head_there():
@@ -24,15 +20,15 @@ def test_starts_at_the_etf_and_matches_etf_head_there():
     assert torch.allclose(cosine(feats), etf(feats), atol=1e-5)
     labels = torch.randint(0, 10, (8, ))
     cosine.train(), etf.train()
-    assert torch.allclose(cosine.loss(feats, samples(labels))['loss'],
-                          etf.loss(feats, samples(labels))['loss'],
+    assert torch.allclose(cosine.loss(feats, data_samples(labels))['loss'],
+                          etf.loss(feats, data_samples(labels))['loss'],
                           atol=1e-5)
 
 
 def test_rows_are_trained_and_normalised():
     head = CosineClsHead(10, 16, init='normal')
     feats = (torch.randn(32, 16), )
-    loss = head.loss(feats, samples(torch.randint(0, 10, (32, ))))['loss']
+    loss = head.loss(feats, data_samples(torch.randint(0, 10, (32, ))))['loss']
     loss.backward()
     assert head.classifier.weight.grad is not None and head.classifier.weight.grad.abs().sum() > 0
     weight, bias = classifier_of(head)
@@ -51,7 +47,7 @@ def test_cosine_losses_get_unscaled_cosines():
     head = CosineClsHead(10, 16, loss=dict(type='DotRegressionLoss'))
     feats = (torch.randn(4, 16), )
     labels = torch.tensor([0, 1, 2, 3])
-    loss = head.loss(feats, samples(labels))['loss']
+    loss = head.loss(feats, data_samples(labels))['loss']
     cos = head.pre_logits(feats) @ head.class_weight().t()
     expected = 0.5 * (cos[torch.arange(4), labels] - 1).pow(2).mean()
     assert torch.allclose(loss, expected, atol=1e-6)

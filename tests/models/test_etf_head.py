@@ -1,20 +1,10 @@
 import pytest
 import torch
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
 import etf_plugin  # noqa: F401
+from conftest import data_samples
 from etf_plugin.models import DotRegressionLoss, ETFHead
-
-
-def _samples(labels, num_classes=None, soft=None):
-    samples = []
-    for i, y in enumerate(labels):
-        s = DataSample().set_gt_label(int(y))
-        if soft is not None:
-            s.set_gt_score(soft[i])
-        samples.append(s)
-    return samples
 
 
 def test_built_by_type_name_like_linear_cls_head():
@@ -24,7 +14,7 @@ def test_built_by_type_name_like_linear_cls_head():
     assert isinstance(head.loss_module, DotRegressionLoss)
     feats = (torch.randn(8, 64), )
     labels = torch.arange(8)
-    losses = head.loss(feats, _samples(labels))
+    losses = head.loss(feats, data_samples(labels))
     assert set(losses) == {'loss', 'accuracy_top-1', 'accuracy_top-5'}
     assert losses['loss'].ndim == 0 and losses['loss'] > 0
     preds = head.predict(feats)
@@ -45,7 +35,7 @@ def test_etf_is_a_fixed_buffer_saved_in_state_dict():
     optim = torch.optim.SGD(head.parameters(), lr=1.0, weight_decay=0.1)
     for _ in range(3):
         loss = head.loss((torch.randn(16, 64), ),
-                         _samples(torch.arange(16) % 10))['loss']
+                         data_samples(torch.arange(16) % 10))['loss']
         optim.zero_grad()
         loss.backward()
         optim.step()
@@ -63,7 +53,7 @@ def test_scores_are_scaled_cosines_and_dr_sees_cosines():
     assert torch.allclose(head((x, )), 5.0 * cos, atol=1e-6)
     labels = torch.tensor([0, 1, 2, 3, 0, 1])
     expected = 0.5 * ((cos[torch.arange(6), labels] - 1)**2).mean()
-    loss = head.loss((x, ), _samples(labels))['loss']
+    loss = head.loss((x, ), data_samples(labels))['loss']
     assert torch.isclose(loss, expected, atol=1e-6)
 
 
@@ -73,19 +63,19 @@ def test_cross_entropy_sees_scaled_logits():
     x = torch.randn(6, 8)
     labels = torch.tensor([0, 1, 2, 3, 0, 1])
     expected = torch.nn.functional.cross_entropy(head((x, )), labels)
-    assert torch.isclose(head.loss((x, ), _samples(labels))['loss'],
+    assert torch.isclose(head.loss((x, ), data_samples(labels))['loss'],
                          expected, atol=1e-6)
 
 
 def test_soft_targets_from_mixup():
     head = ETFHead(num_classes=3, in_channels=4)
     soft = torch.tensor([[0.3, 0.7, 0.0], [0.0, 0.0, 1.0]])
-    loss = head.loss((torch.randn(2, 4), ), _samples([1, 2], soft=soft))
+    loss = head.loss((torch.randn(2, 4), ), data_samples([1, 2], soft=soft))
     assert torch.isfinite(loss['loss'])
     # ClsHead's own check, as for LinearClsHead
     with pytest.raises(AssertionError, match='cal_acc'):
         ETFHead(3, 4, cal_acc=True).loss((torch.randn(2, 4), ),
-                                         _samples([1, 2], soft=soft))
+                                         data_samples([1, 2], soft=soft))
 
 
 def test_minimal_dimension_and_projection():
@@ -95,7 +85,7 @@ def test_minimal_dimension_and_projection():
         ETFHead(num_classes=1000, in_channels=512)
     proj = ETFHead(num_classes=1000, in_channels=512, proj_channels=1024)
     assert proj.etf_vectors.shape == (1000, 1024)
-    out = proj.loss((torch.randn(4, 512), ), _samples([0, 1, 998, 999]))
+    out = proj.loss((torch.randn(4, 512), ), data_samples([0, 1, 998, 999]))
     out['loss'].backward()
     assert proj.classifier.proj.weight.grad is not None
 
@@ -105,9 +95,9 @@ def test_bad_input():
         ETFHead(num_classes=1, in_channels=8)
     head = ETFHead(num_classes=4, in_channels=8)
     with pytest.raises(ValueError, match='Label 4 is outside'):
-        head.loss((torch.randn(2, 8), ), _samples([0, 4]))
+        head.loss((torch.randn(2, 8), ), data_samples([0, 4]))
     with pytest.raises(FloatingPointError, match='non-finite'):
-        head.loss((torch.full((2, 8), float('nan')), ), _samples([0, 1]))
+        head.loss((torch.full((2, 8), float('nan')), ), data_samples([0, 1]))
 
 
 def test_zero_features_give_no_nan():
@@ -116,7 +106,7 @@ def test_zero_features_give_no_nan():
                        type='DotRegressionLoss', norm_reg=0.01))):
         head = ETFHead(num_classes=4, in_channels=8, **kwargs)
         x = torch.zeros(3, 8, requires_grad=True)
-        loss = head.loss((x, ), _samples([0, 1, 2]))['loss']
+        loss = head.loss((x, ), data_samples([0, 1, 2]))['loss']
         loss.backward()
         assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
         assert torch.isfinite(head((x, ))).all()
@@ -142,7 +132,7 @@ def test_unnormalised_variant_passes_feature_norms():
     n = x.norm(dim=1)
     z = (x @ head.etf_vectors.T)[torch.arange(5), labels]
     expected = (0.5 * (z - n)**2 / n).mean() + 0.01 * n.mean()
-    assert torch.isclose(head.loss((x, ), _samples(labels))['loss'],
+    assert torch.isclose(head.loss((x, ), data_samples(labels))['loss'],
                          expected, atol=1e-5)
 
 
@@ -179,7 +169,7 @@ def test_default_head_works_on_relu_features():
         params = list(body.parameters()) + list(head.parameters())
         optim = torch.optim.Adam(params, lr=1e-2)
         for _ in range(600):
-            loss = head.loss((body(inputs), ), _samples(labels))['loss']
+            loss = head.loss((body(inputs), ), data_samples(labels))['loss']
             optim.zero_grad()
             loss.backward()
             optim.step()
@@ -204,7 +194,7 @@ def test_a_loss_declares_that_it_takes_cosines():
     head = ETFHead(num_classes=4, in_channels=8, logit_scale=5.0,
                    loss=MyCosineLoss())
     x = torch.randn(6, 8)
-    head.loss((x, ), _samples(torch.arange(6) % 4))
+    head.loss((x, ), data_samples(torch.arange(6) % 4))
     assert head.loss_module.seen.abs().max() <= 1 + 1e-6
     assert torch.allclose(5.0 * head.loss_module.seen, head((x, )),
                           atol=1e-5)
@@ -214,7 +204,7 @@ def test_cosines_and_loss_in_float32_under_autocast():
     head = ETFHead(num_classes=4, in_channels=8)
     x = torch.randn(6, 8)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        loss = head.loss((x.bfloat16(), ), _samples(torch.arange(6) % 4))
+        loss = head.loss((x.bfloat16(), ), data_samples(torch.arange(6) % 4))
         scores = head((x.bfloat16(), ))
     assert loss['loss'].dtype == torch.float32
     assert scores.dtype == torch.float32
@@ -227,10 +217,10 @@ def test_unpooled_features_name_the_expected_shape():
     head = ETFHead(num_classes=10, in_channels=768)
     with pytest.raises(ValueError, match=r"\(N, in_channels=768\).*"
                        r"\(2, 197, 768\).*cls_token"):
-        head.loss((torch.randn(2, 197, 768), ), _samples([0, 1]))
+        head.loss((torch.randn(2, 197, 768), ), data_samples([0, 1]))
 
 
 def test_bad_logit_scale():
-    for scale in (0, -1, float('nan'), float('inf'), '10'):
+    for scale in (0, 0.0, -1, -1.0, float('nan'), float('inf'), '10'):
         with pytest.raises(ValueError, match='logit_scale'):
             ETFHead(num_classes=4, in_channels=8, logit_scale=scale)

@@ -5,17 +5,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from mmpretrain.structures import DataSample
 
 import etf_plugin.models.utils.normalized_classifier as classifier_module
+from conftest import data_samples
 from etf_plugin.datasets import LongTailDataset
 from etf_plugin.functional.etf import (ETF_GRAM_TOLERANCE, NORM_EPS,
                                        safe_normalize, simplex_etf)
 from etf_plugin.models import ETFHead
-
-
-def _samples(labels):
-    return [DataSample().set_gt_label(y) for y in labels]
 
 
 def spectral_norm(matrix):
@@ -62,7 +58,7 @@ def test_zero_features_give_bounded_gradients(with_bn, monkeypatch):
     head = ETFHead(num_classes=10, in_channels=64, with_bn=with_bn)
     head.train()
     x = torch.zeros(8, 64, requires_grad=True)
-    loss = head.loss((x, ), _samples([0, 1, 2, 3, 4, 5, 6, 7]))['loss']
+    loss = head.loss((x, ), data_samples([0, 1, 2, 3, 4, 5, 6, 7]))['loss']
     loss.backward()
     assert torch.isfinite(loss)
     grad_y = upstream['y'].grad
@@ -130,12 +126,6 @@ def test_loaded_etf_of_other_shape_is_refused():
         state['classifier.etf_vectors'] = torch.zeros(shape)
         with pytest.raises(ValueError, match='has shape'):
             head.load_state_dict(state, strict=False)
-
-
-@pytest.mark.parametrize('scale', [float('nan'), float('inf'), -1.0, 0.0])
-def test_bad_logit_scale_is_refused(scale):
-    with pytest.raises(ValueError, match='logit_scale'):
-        ETFHead(num_classes=4, in_channels=8, logit_scale=scale)
 
 
 @pytest.fixture(scope='module')

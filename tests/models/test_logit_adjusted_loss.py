@@ -4,10 +4,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.registry import DefaultScope
-from mmpretrain.datasets import BaseDataset
 from mmpretrain.models.losses import CrossEntropyLoss
-from mmpretrain.registry import DATASETS, MODELS
+from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from etf_plugin.models.losses import LogitAdjustedLoss

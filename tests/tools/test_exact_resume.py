@@ -23,22 +23,19 @@ import os
 import os.path as osp
 import shutil
 import signal
-import subprocess
 import sys
 
-import mmpretrain
 import pytest
 import torch
 
 import etf_plugin  # noqa: F401  (torch.load of mmengine checkpoints)
-from conftest import REPO_ROOT, load_tool
+from conftest import MMPRETRAIN_TOOLS, REPO_ROOT, load_tool, run_tool
 
 pytestmark = pytest.mark.slow
 
 HERE = osp.dirname(osp.abspath(__file__))
 CONFIG = osp.join(HERE, 'fault_config.py')
 SHIPPED = osp.join(REPO_ROOT, 'configs', 'resnet32_digitslt_etf.py')
-MMPRETRAIN_TOOLS = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools')
 OPTIONS = [
     'train_cfg.max_epochs=6', 'train_cfg.val_interval=3',
     'randomness.deterministic=True', 'default_hooks.logger.interval=5',
@@ -56,11 +53,7 @@ def run(args, expect_rc=0, **fault):
                                     env.get('PYTHONPATH', '')]),
         OMP_NUM_THREADS='1',
         **{k: str(v) for k, v in fault.items()})
-    result = subprocess.run([sys.executable, *args], capture_output=True,
-                            text=True, timeout=600, cwd=REPO_ROOT, env=env)
-    output = result.stdout + result.stderr
-    assert result.returncode == expect_rc, output[-4000:]
-    return output
+    return run_tool([sys.executable, *args], env=env, expect_rc=expect_rc)
 
 
 def train(work_dir, *extra, expect_rc=0, **fault):

@@ -9,44 +9,18 @@ tools/test.py, dumping predictions) feed the log and checkpoint tools.
 import os
 import os.path as osp
 import re
-import subprocess
 import sys
 
-import mmpretrain
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import MMPRETRAIN_TOOLS, REPO_ROOT, final_metrics, run_tool
 
-MMPRETRAIN_TOOLS = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools')
 DIGITS_ETF = osp.join(REPO_ROOT, 'configs', 'resnet32_digitslt_etf.py')
 EPOCHS = 2
 
 
-def run(args, cwd, timeout=600, env=None):
-    result = subprocess.run(
-        args,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=str(cwd),
-        env=dict(os.environ, OMP_NUM_THREADS='1', **(env or {})))
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    return output
-
-
 def tool(*path):
     return osp.join(MMPRETRAIN_TOOLS, *path)
-
-
-def metrics_of(line_prefix, output):
-    """The metrics of the last ``Epoch(val)`` / ``Epoch(test)`` line."""
-    lines = [line for line in output.splitlines() if line_prefix in line]
-    assert lines, output[-3000:]
-    return {
-        k: float(v)
-        for k, v in re.findall(r'((?:accuracy|lt)/\w+): ([\d.]+)', lines[-1])
-    }
 
 
 @pytest.fixture(scope='module')
@@ -56,7 +30,7 @@ def digits_run(tmp_path_factory):
     pytest.importorskip('mim', reason='openmim is in the tests extra: '
                         'pip install -e .[tests]')
     work = tmp_path_factory.mktemp('digits_run')
-    train = run([
+    train = run_tool([
         sys.executable, '-m', 'mim', 'train', 'mmpretrain', DIGITS_ETF,
         '--work-dir', str(work), '--cfg-options',
         f'train_cfg.max_epochs={EPOCHS}', 'train_cfg.val_interval=1'
@@ -64,7 +38,7 @@ def digits_run(tmp_path_factory):
     checkpoint = work / f'epoch_{EPOCHS}.pth'
     assert checkpoint.is_file(), train[-3000:]
     predictions = work / 'predictions.pkl'
-    test = run([
+    test = run_tool([
         sys.executable, '-m', 'mim', 'test', 'mmpretrain', DIGITS_ETF,
         '--checkpoint',
         str(checkpoint), '--work-dir',
@@ -81,8 +55,8 @@ def digits_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_mim_train_and_test_mmpretrain(digits_run):
-    val = metrics_of('Epoch(val)', digits_run['train'])
-    test = metrics_of('Epoch(test)', digits_run['test'])
+    val = final_metrics(digits_run['train'], 'val')
+    test = final_metrics(digits_run['test'], 'test')
     assert {'accuracy/top1', 'lt/many', 'lt/few'} <= set(val)
     # the checkpoint reproduces the last validation of its training
     assert test == val
@@ -106,7 +80,7 @@ def test_eval_metric_long_tail_accuracy(digits_run, tmp_path):
             digits_run['checkpoint'], map_location='cpu')['meta']
         ['class_counts']) + '\n'
     counts_file.write_text(counts)
-    out = run([
+    out = run_tool([
         sys.executable,
         tool('analysis_tools', 'eval_metric.py'),
         str(digits_run['predictions']), '--metric',
@@ -118,7 +92,7 @@ def test_eval_metric_long_tail_accuracy(digits_run, tmp_path):
         k: float(v)
         for k, v in re.findall(r"'((?:accuracy|lt)/\w+)': ([\d.]+)", out)
     }
-    online = metrics_of('Epoch(test)', digits_run['test'])
+    online = final_metrics(digits_run['test'], 'test')
     assert set(offline) == set(online), out[-2000:]
     for key, value in online.items():
         assert offline[key] == pytest.approx(value, abs=1e-3), key
@@ -130,7 +104,7 @@ def test_analyze_logs_cal_train_time(digits_run):
     digits configs must log more than once per epoch, or it prints nan."""
     logs = list(digits_run['work'].glob('*/vis_data/scalars.json'))
     assert len(logs) == 1
-    out = run([
+    out = run_tool([
         sys.executable,
         tool('analysis_tools', 'analyze_logs.py'), 'cal_train_time',
         str(logs[0])
@@ -143,7 +117,7 @@ def test_analyze_logs_cal_train_time(digits_run):
 def test_browse_dataset_train_phase(tmp_path):
     """Default mode ('transformed'); the train phase goes through
     LongTailDataset's pipeline property."""
-    out = run([
+    out = run_tool([
         sys.executable,
         tool('visualization', 'browse_dataset.py'), DIGITS_ETF, '--phase',
         'train', '--output-dir',
@@ -157,7 +131,7 @@ def test_browse_dataset_train_phase(tmp_path):
 def test_get_flops(tmp_path):
     """get_flops.py always feeds (3, H, W) tensors: the 1-channel digits
     model must take them."""
-    out = run([
+    out = run_tool([
         sys.executable,
         tool('analysis_tools', 'get_flops.py'), DIGITS_ETF, '--shape', '8',
         '8'

@@ -7,7 +7,6 @@ accuracy what the metafile says). Nothing is downloaded."""
 import glob
 import os
 import os.path as osp
-import re
 import subprocess
 import sys
 
@@ -18,7 +17,7 @@ import torch
 import yaml
 
 import etf_plugin  # noqa: F401  (registers the model zoo)
-from conftest import REPO_ROOT
+from conftest import MMPRETRAIN_TOOLS, REPO_ROOT, final_metrics, run_tool
 from etf_plugin.apis import get_config_path, mim_dir, register_model_zoo
 
 DIGITS_ETF = 'resnet32_digitslt_etf'
@@ -183,19 +182,13 @@ def test_shipped_checkpoint_reproduces_the_metafile(tmp_path,
     """MMPretrain's own tools/test.py on the shipped checkpoint measures the
     numbers in the metafile (they come from the training recorded in
     configs/etf/README.md)."""
-    import mmpretrain
-    test_py = osp.join(
-        osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'test.py')
-    result = subprocess.run([
-        sys.executable, test_py,
+    out = run_tool([
+        sys.executable,
+        osp.join(MMPRETRAIN_TOOLS, 'test.py'),
         get_config_path(DIGITS_ETF), shipped_checkpoint, '--work-dir',
         str(tmp_path)
-    ], capture_output=True, text=True, timeout=600, cwd=str(tmp_path),
-        env=dict(os.environ, OMP_NUM_THREADS='1'))
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out[-3000:]
-    line = [ln for ln in out.splitlines() if 'Epoch(test)' in ln][-1]
-    measured = dict(re.findall(r'((?:accuracy|lt)/\w+): ([\d.]+)', line))
+    ], cwd=tmp_path)
+    measured = final_metrics(out, 'test')
     metrics = _models()[DIGITS_ETF]['Results'][0]['Metrics']
     keys = {
         'Top 1 Accuracy': 'accuracy/top1',
@@ -204,13 +197,7 @@ def test_shipped_checkpoint_reproduces_the_metafile(tmp_path,
         'Few-shot Top 1 Accuracy': 'lt/few',
     }
     for name, key in keys.items():
-        assert float(measured[key]) == pytest.approx(metrics[name], abs=0.05)
-
-
-def _final_val_metrics(log: str) -> dict:
-    line = [ln for ln in log.splitlines() if 'Epoch(val)' in ln][-1]
-    return {key: float(value) for key, value in re.findall(
-        r'((?:accuracy|lt)/\w+): ([\d.]+)', line)}
+        assert measured[key] == pytest.approx(metrics[name], abs=0.05)
 
 
 @pytest.mark.slow
@@ -256,7 +243,7 @@ def test_every_digits_metafile_entry_is_what_its_config_trains(tmp_path):
             pending.insert(0, ('resnet32_digitslt_crt', crt_extra))
     wrong = []
     for name, model in rows.items():
-        measured = _final_val_metrics(logs[name])
+        measured = final_metrics(logs[name], 'val')
         listed = model['Results'][0]['Metrics']
         for metric, key in keys.items():
             if abs(measured[key] - listed[metric]) > 0.05:

@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, run_tool
 
 
 def _env():
@@ -20,12 +20,8 @@ def _env():
     return env
 
 
-def _run(args, cwd, timeout=600):
-    result = subprocess.run(args, capture_output=True, text=True,
-                            timeout=timeout, cwd=str(cwd), env=_env())
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    return output
+def _run(args, cwd):
+    return run_tool(args, cwd=cwd, env=_env())
 
 
 @pytest.fixture(scope='module')
