@@ -577,8 +577,10 @@ def append_row(path: str, row: dict) -> None:
         os.fsync(f.fileno())
 
 
-def _worker(task: Task, work_root: str, max_epochs: Optional[int]) -> dict:
-    """Run a task in a pool process with its output sent to a log file."""
+def _worker(task: Task, work_root: str, max_epochs: Optional[int],
+            sender) -> None:
+    """Run a task in its own forked process, its output sent to a log file,
+    and send ``('row', row)`` or ``('error', text)`` through ``sender``."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ['OMP_NUM_THREADS'] = '1'
     log = task.work_dir(work_root) + '.log'
@@ -589,10 +591,39 @@ def _worker(task: Task, work_root: str, max_epochs: Optional[int]) -> dict:
     sys.stdout = os.fdopen(1, 'w', buffering=1)
     sys.stderr = os.fdopen(2, 'w', buffering=1)
     try:
-        return run_task(task, work_root, max_epochs)
-    except Exception:
+        sender.send(('row', run_task(task, work_root, max_epochs)))
+    except Exception as error:  # noqa: BLE001
         traceback.print_exc()
-        raise
+        sender.send(('error', repr(error)))
+    finally:
+        sender.close()
+
+
+def _start_run(context, task: Task, work_root: str,
+               max_epochs: Optional[int]):
+    """Fork one run; returns ``(process, receiver)``."""
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_worker, args=(task, work_root, max_epochs, sender),
+        daemon=True)
+    process.start()
+    sender.close()  # the child holds the only writing end
+    return process, receiver
+
+
+def _finished_run(process, receiver) -> Optional[Tuple[str, object]]:
+    """``('row', row)`` / ``('error', text)`` of a finished run, None while
+    it runs."""
+    if not receiver.poll() and process.is_alive():
+        return None
+    try:
+        message = receiver.recv() if receiver.poll() else None
+    except EOFError:  # the run process ended without sending anything
+        message = None
+    process.join()
+    receiver.close()
+    return message or ('error', f'the run process ended without a result '
+                                f'(exit status {process.exitcode})')
 
 
 def run_study(out: str,
@@ -607,7 +638,9 @@ def run_study(out: str,
 
     The tuning runs come first (the tuned methods wait for them), then the
     parents of other runs. Each run is a fresh process forked from this
-    one (``maxtasksperchild=1``), so no run inherits another's state.
+    one, so no run inherits another's state. (Not a ``multiprocessing.Pool``
+    with ``maxtasksperchild=1``: its terminate() can miss a worker it
+    forks meanwhile and then wait for it forever.)
 
     Args:
         out (str): The per-run JSON-lines file; its rows count as done.
@@ -635,7 +668,6 @@ def run_study(out: str,
     # A terminated study stops its runs too (the finally clause below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     context = multiprocessing.get_context('fork')
-    pool = context.Pool(workers, maxtasksperchild=1)
     start = time.time()
 
     def ready_tasks():
@@ -665,20 +697,20 @@ def run_study(out: str,
             for task in ready_tasks():
                 if len(running) >= workers:
                     break
-                running[task.id] = (task, pool.apply_async(
-                    _worker, (task, work_root, max_epochs)))
+                running[task.id] = (task, _start_run(
+                    context, task, work_root, max_epochs))
             if not running:
                 break
             time.sleep(0.5)
-            for task_id, (task, result) in list(running.items()):
-                if not result.ready():
+            for task_id, (task, run) in list(running.items()):
+                finished = _finished_run(*run)
+                if finished is None:
                     continue
                 del running[task_id]
-                try:
-                    row = result.get()
-                except Exception as error:  # noqa: BLE001
-                    failed[task_id] = repr(error)
-                    log(f'[study] FAILED {task_id}: {error!r} (log: '
+                kind, row = finished
+                if kind != 'row':
+                    failed[task_id] = row
+                    log(f'[study] FAILED {task_id}: {row} (log: '
                         f'{task.work_dir(work_root)}.log)')
                     continue
                 append_row(out, row)
@@ -690,8 +722,10 @@ def run_study(out: str,
                     f"{row['heldout']['macro']:.1f} ({row['seconds']:.0f} s; "
                     f'{len(done)} done, {time.time() - start:.0f} s)')
     finally:
-        pool.terminate()
-        pool.join()
+        for _, (process, receiver) in running.values():
+            process.terminate()
+            process.join()
+            receiver.close()
     _, waiting = eval_tasks(rows, methods, seeds)
     if waiting:
         log(f'[study] not run: {waiting} (their tuning is incomplete)')

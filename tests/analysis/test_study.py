@@ -206,3 +206,36 @@ def test_study_end_to_end_resumes_reruns_exactly_and_renders(tmp_path):
                  for s in (0, 1)]))
     with open(out) as f:
         assert all(json.loads(line)['id'] for line in f)
+
+
+def test_a_failing_or_killed_run_is_reported_not_waited_for(monkeypatch,
+                                                            tmp_path):
+    """Each run is its own forked process: a run that raises or is killed
+    ends as an error, and the row of a run that succeeds comes back."""
+    import multiprocessing
+    import signal
+    import time
+
+    context = multiprocessing.get_context('fork')
+    task = study.Task('eval', 'ce', 0.01, 0)
+
+    def result_of(run_task):
+        monkeypatch.setattr(study, 'run_task', run_task)
+        run = study._start_run(context, task, str(tmp_path), 1)
+        deadline = time.time() + 60
+        while (finished := study._finished_run(*run)) is None:
+            assert time.time() < deadline, 'the run was never reported'
+            time.sleep(0.05)
+        return finished
+
+    def raises(*args):
+        raise RuntimeError('boom')
+
+    def killed(*args):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    assert result_of(raises) == ('error', "RuntimeError('boom')")
+    assert result_of(lambda *args: {'id': 'x', 'big': list(range(10**5))}) \
+        == ('row', {'id': 'x', 'big': list(range(10**5))})
+    kind, text = result_of(killed)
+    assert kind == 'error' and 'exit status -9' in text
