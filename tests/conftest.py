@@ -1,31 +1,9 @@
-import importlib.util
 import os
-import re
-import socket
-import subprocess
 import sys
 
 import pytest
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The tiny Faster R-CNN on synthetic long-tailed shapes that tests/det runs
-# through MMDetection's own tools.
-SHAPES_CONFIG = os.path.join(
-    REPO_ROOT, 'configs', 'mmdet',
-    'faster-rcnn_r18-tiny_fpn_etf-objectness-dr_synthetic-shapes-lt.py')
-
-
-def mim_tools(package):
-    """The tools an OpenMMLab package ships in ``<package>/.mim/tools``
-    (found without importing the package)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None:
-        raise ModuleNotFoundError(f'No module named {package!r}',
-                                  name=package)
-    return os.path.join(os.path.dirname(spec.origin), '.mim', 'tools')
-
-
-MMPRETRAIN_TOOLS = mim_tools('mmpretrain')
+from helpers import REPO_ROOT
 
 
 def pytest_configure(config):
@@ -50,22 +28,6 @@ def default_scope(request):
         yield
 
 
-def load_tool(path):
-    """Import a script under tools/ (they are not a package) as a module.
-
-    Args:
-        path (str): The script's path relative to the repository root.
-    """
-    import importlib.util
-    name = os.path.splitext(os.path.basename(path))[0]
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(REPO_ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-
 @pytest.fixture
 def one_thread():
     """torch on one thread during the test: on two busy cores torch's
@@ -76,62 +38,3 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def data_samples(labels, soft=None):
-    """One ``DataSample`` per label (``int(label)``), with ``soft[i]`` as
-    its ``gt_score`` when given."""
-    from mmpretrain.structures import DataSample
-    samples = []
-    for i, label in enumerate(labels):
-        sample = DataSample().set_gt_label(int(label))
-        if soft is not None:
-            sample.set_gt_score(soft[i])
-        samples.append(sample)
-    return samples
-
-
-def free_port() -> int:
-    """A port that was free a moment ago (the OS picks it), so that
-    parallel test runs do not collide on torchrun's default 29500."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def run_tool(args, cwd=REPO_ROOT, env=None, timeout=600, expect_rc=0):
-    """Run ``args`` (the whole command line) to the end, check its exit
-    status and return its stdout + stderr.
-
-    Args:
-        args (list): The command and its arguments.
-        cwd (str): Its working directory. Defaults to the repository root.
-        env (dict, optional): Its whole environment. Defaults to this
-            process's with ``OMP_NUM_THREADS=1``.
-        timeout (float): Seconds before it is killed (and the test fails).
-        expect_rc (int): The exit status it must end with.
-    """
-    if env is None:
-        env = dict(os.environ, OMP_NUM_THREADS='1')
-    result = subprocess.run(args, capture_output=True, text=True,
-                            timeout=timeout, cwd=str(cwd), env=env)
-    output = result.stdout + result.stderr
-    assert result.returncode == expect_rc, output[-4000:]
-    return output
-
-
-def final_metrics(log, phase):
-    """The ``accuracy/*`` and ``lt/*`` metrics of the last ``Epoch(val)``
-    or ``Epoch(test)`` line of a training or test log.
-
-    Args:
-        log (str): The log text.
-        phase (str): ``'val'`` or ``'test'``.
-    """
-    lines = [line for line in log.splitlines() if f'Epoch({phase})' in line]
-    assert lines, log[-3000:]
-    return {
-        key: float(value)
-        for key, value in re.findall(r'((?:accuracy|lt)/\w+): ([\d.]+)',
-                                     lines[-1])
-    }

@@ -10,7 +10,7 @@ import pytest
 from mmdet.registry import DATASETS
 from mmengine.config import Config
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from etf_plugin.det import benchmark
 
 SCRIPT = osp.join(REPO_ROOT, 'benchmarks', 'det_long_tail.py')

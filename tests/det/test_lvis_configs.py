@@ -9,7 +9,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 CONFIG = osp.join(
     REPO_ROOT, 'configs', 'mmdet',

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from conftest import SHAPES_CONFIG as CONFIG
-from conftest import mim_tools
+from helpers import SHAPES_CONFIG as CONFIG
+from helpers import mim_tools
 from etf_plugin.det import SyntheticShapes
 
 TOOLS = mim_tools('mmdet')

@@ -13,8 +13,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from conftest import SHAPES_CONFIG as CONFIG
-from conftest import mim_tools
+from helpers import SHAPES_CONFIG as CONFIG
+from helpers import mim_tools
 from etf_plugin.functional import simplex_etf
 
 TOOLS = mim_tools('mmdet')

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from ports import free_port
 
 TOOLS = osp.join(REPO_ROOT, 'tools')

@@ -25,7 +25,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from dist_check_hooks import FAIL_RANK, PERTURB_RANK
 from ports import free_port
 

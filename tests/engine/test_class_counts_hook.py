@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import etf_plugin  # noqa: F401
-from conftest import MMPRETRAIN_TOOLS, REPO_ROOT, free_port, run_tool
+from helpers import MMPRETRAIN_TOOLS, REPO_ROOT, free_port, run_tool
 from etf_plugin.datasets import training_class_counts
 from etf_plugin.engine.hooks import ClassCountsHook
 

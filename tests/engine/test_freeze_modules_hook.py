@@ -13,7 +13,7 @@ from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from etf_plugin.engine.hooks import FreezeModulesHook
 
 CRT_CONFIG = osp.join(REPO_ROOT, 'configs', 'resnet32_digitslt_crt.py')

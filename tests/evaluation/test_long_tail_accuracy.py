@@ -11,7 +11,7 @@ from mmengine.evaluator import Evaluator
 from mmpretrain.registry import METRICS
 from mmpretrain.structures import DataSample
 
-from conftest import free_port
+from helpers import free_port
 from etf_plugin.evaluation import LongTailAccuracy
 
 # Hand-made case. Training counts [150, 50, 5]: class 0 many-shot, class 1

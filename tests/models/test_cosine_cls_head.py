@@ -3,7 +3,7 @@ import pytest
 import torch
 from mmpretrain.registry import MODELS
 
-from conftest import data_samples
+from helpers import data_samples
 from etf_plugin.functional.etf import simplex_etf
 from etf_plugin.models.heads import CosineClsHead, ETFHead
 from etf_plugin.utils import classifier_of

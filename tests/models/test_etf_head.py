@@ -3,7 +3,7 @@ import torch
 from mmpretrain.registry import MODELS
 
 import etf_plugin  # noqa: F401
-from conftest import data_samples
+from helpers import data_samples
 from etf_plugin.models import DotRegressionLoss, ETFHead
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import etf_plugin.models.utils.normalized_classifier as classifier_module
-from conftest import data_samples
+from helpers import data_samples
 from etf_plugin.datasets import LongTailDataset
 from etf_plugin.functional.etf import (ETF_GRAM_TOLERANCE, NORM_EPS,
                                        safe_normalize, simplex_etf)

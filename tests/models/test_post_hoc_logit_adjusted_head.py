@@ -9,7 +9,7 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from etf_plugin.models.heads import PostHocLogitAdjustedHead
 
 COUNTS = [90, 9, 1]  # prior 0.9, 0.09, 0.01

@@ -1,7 +1,7 @@
 
 import pytest
 
-from conftest import load_tool
+from helpers import load_tool
 
 
 TOOL = 'tools/data/check_lt_list.py'

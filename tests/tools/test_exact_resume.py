@@ -29,7 +29,7 @@ import pytest
 import torch
 
 import etf_plugin  # noqa: F401  (torch.load of mmengine checkpoints)
-from conftest import MMPRETRAIN_TOOLS, REPO_ROOT, load_tool, run_tool
+from helpers import MMPRETRAIN_TOOLS, REPO_ROOT, load_tool, run_tool
 
 pytestmark = pytest.mark.slow
 

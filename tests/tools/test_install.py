@@ -23,7 +23,7 @@ import zipfile
 
 import pytest
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 INSTALL_SH = osp.join(REPO_ROOT, 'tools', 'install.sh')
 REAL_CACHE = osp.join(

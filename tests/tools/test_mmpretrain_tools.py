@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import MMPRETRAIN_TOOLS, REPO_ROOT, final_metrics, run_tool
+from helpers import MMPRETRAIN_TOOLS, REPO_ROOT, final_metrics, run_tool
 
 DIGITS_ETF = osp.join(REPO_ROOT, 'configs', 'resnet32_digitslt_etf.py')
 EPOCHS = 2

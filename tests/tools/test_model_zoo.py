@@ -17,7 +17,7 @@ import torch
 import yaml
 
 import etf_plugin  # noqa: F401  (registers the model zoo)
-from conftest import MMPRETRAIN_TOOLS, REPO_ROOT, final_metrics, run_tool
+from helpers import MMPRETRAIN_TOOLS, REPO_ROOT, final_metrics, run_tool
 from etf_plugin.apis import get_config_path, mim_dir, register_model_zoo
 
 DIGITS_ETF = 'resnet32_digitslt_etf'

@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from conftest import REPO_ROOT, run_tool
+from helpers import REPO_ROOT, run_tool
 
 
 def _env():

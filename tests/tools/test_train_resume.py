@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from etf_plugin.functional import simplex_etf
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'resnet32_digitslt_etf.py')
