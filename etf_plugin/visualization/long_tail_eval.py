@@ -53,7 +53,7 @@ def label_shift_figure(curves: Dict[str, Dict[float, float]],
             drawn as a vertical line, "the training distribution".
         train_points (dict[str, float], optional): Curve label -> accuracy
             under the training set's own class prior, drawn at
-            ``train_ratio``.
+            ``train_ratio`` in the colour of the curve of that label.
         title (str, optional): Title of the axes.
 
     Returns:
@@ -63,17 +63,22 @@ def label_shift_figure(curves: Dict[str, Dict[float, float]],
     ax = figure.subplots()
     ratios = sorted({r for curve in curves.values() for r in curve},
                     reverse=True)
+    colors = {}
     for i, (label, curve) in enumerate(curves.items()):
         xs = sorted(curve, reverse=True)
-        ax.plot([-math.log(x) for x in xs], [curve[x] for x in xs],
-                marker=MARKERS[i % len(MARKERS)], markersize=4, label=label)
+        line, = ax.plot([-math.log(x) for x in xs], [curve[x] for x in xs],
+                        marker=MARKERS[i % len(MARKERS)], markersize=4,
+                        label=label)
+        colors[label] = line.get_color()
     if train_ratio is not None and np.isfinite(train_ratio):
         x = -math.log(train_ratio)
         ax.axvline(x, color='0.4', linestyle='--', linewidth=1,
                    label=f'training distribution ({train_ratio:g}:1)')
         for i, (label, value) in enumerate((train_points or {}).items()):
-            ax.plot([x], [value], marker='*', markersize=11, color=f'C{i}',
-                    linestyle='none')
+            ax.plot([x], [value], marker='*', markersize=11,
+                    color=colors.get(label, '0.2'),
+                    linestyle='none',
+                    label='★ under the training prior' if i == 0 else None)
         ratios = sorted(set(ratios) | {train_ratio}, reverse=True)
     ticks = [r for r in ratios if r in {x for c in curves.values() for x in c}]
     ax.set_xticks([-math.log(r) for r in ticks])

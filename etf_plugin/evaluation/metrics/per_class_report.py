@@ -203,12 +203,13 @@ def per_class_markdown(rows: List[dict]) -> str:
                     if row['most_confused'] != '' else '-')
         lines.append(
             f'| {row["name"]} | {row["group"]} | {row["train_count"]} | '
-            f'{row["test_count"]} | {_cell(row["accuracy"])} | '
-            f'{_cell(row["mean_confidence"])} | {confused} |')
+            f'{row["test_count"]} | {format_percent(row["accuracy"])} | '
+            f'{format_percent(row["mean_confidence"])} | {confused} |')
     return header + '\n'.join(lines) + '\n'
 
 
-def _cell(value: Optional[float]) -> str:
+def format_percent(value: Optional[float]) -> str:
+    """A percentage of the tables, one decimal; '-' for None."""
     return '-' if value is None else f'{value:.1f}'
 
 
