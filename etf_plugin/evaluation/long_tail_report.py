@@ -48,7 +48,10 @@ def add_long_tail_report(cfg, out_dir: str, title: str,
     thresholds = {}
     for metric in evaluator:
         if metric.get('type') == 'LongTailAccuracy':
-            thresholds = {k: metric[k] for k in SHOT_THRESHOLD_KEYS if k in metric}
+            thresholds = {
+                k: metric[k]
+                for k in SHOT_THRESHOLD_KEYS if k in metric
+            }
     if 'LongTailCalibration' not in types:
         evaluator.append(dict(type='LongTailCalibration', **thresholds))
     if 'LabelShiftAccuracy' not in types:
@@ -172,8 +175,10 @@ def comparison_markdown(reports: List[dict], summary_keys=()) -> str:
             confused = (f'{row["most_confused"]} '
                         f'({row["most_confused_rate"]:.0f} %)'
                         if row['most_confused'] else '-')
-            cells += [format_percent(row['accuracy']), format_percent(row['mean_confidence']),
-                      confused]
+            cells += [
+                format_percent(row['accuracy']),
+                format_percent(row['mean_confidence']), confused
+            ]
         lines.append(f'| {first["name"]} | {first["group"]} | '
                      f'{first["train_count"]} | {first["test_count"]} | ' +
                      ' | '.join(cells) + ' |')

@@ -1,8 +1,9 @@
 """Per-class report of a checkpoint on its config's test set.
 
     python tools/analysis/per_class_report.py CONFIG CHECKPOINT \\
-        [--work-dir DIR] [--out-dir DIR] [--title NAME] [--logit-adjust {train,uniform}] \\
-        [--compare REPORT_DIR ...] [--cfg-options k=v ...]
+        [--work-dir DIR] [--out-dir DIR] [--title NAME] \\
+        [--logit-adjust {train,uniform}] [--compare REPORT_DIR ...] \\
+        [--cfg-options k=v ...]
 
 Runs the config's test loop on the checkpoint with ``PerClassReport`` added
 (and ``LongTailCalibration`` / ``LabelShiftAccuracy`` where the config has
