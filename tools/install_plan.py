@@ -553,6 +553,20 @@ def legacy_wheels(cache: str) -> List[str]:
         if name.startswith('mmcv-') and name.endswith('.whl'))
 
 
+def legacy_notes(cache: str, plan: Plan, facts: Facts) -> List[str]:
+    """What to say about :func:`legacy_wheels` when the plan builds mmcv
+    because its key has no wheel: how to adopt one built for this torch."""
+    if plan.mmcv != 'install' or find_cached_wheel(cache, plan.cache_key):
+        return []
+    return [
+        f'not using {legacy}: an older install left it without a record '
+        f'of its torch. If it was built against torch {facts.torch}, file '
+        f'it under {plan.cache_key} with: {sys.executable} '
+        f'{osp.abspath(__file__)} adopt-cache {legacy}'
+        for legacy in legacy_wheels(cache)
+    ]
+
+
 def store_wheel(path: str, cache: str, key: str) -> str:
     """Copy a wheel into the folder of ``key``, under its own name; a copy
     and a rename, so that an interrupted install never leaves a partial
@@ -591,10 +605,10 @@ def adopt_cache(wheel: str, cache: str) -> str:
     """File an mmcv wheel that an older installer left unkeyed under this
     environment's key, once it is shown to import and run here: its ops
     import against this torch (an undefined symbol fails that) and its nms
-    runs (on the GPU too for a CUDA build). A wheel in the cache root is
-    moved, any other is copied. Only adopt a wheel built against this very
-    torch build: the check cannot see a difference in, e.g., the CUDA
-    variant of the same torch version.
+    runs (on the GPU too for a CUDA build). The wheel is copied (an older
+    installer may still use it where it is). Only adopt a wheel built
+    against this very torch build: the check cannot see a difference in,
+    e.g., the CUDA variant of the same torch version.
 
     Args:
         wheel (str): The wheel.
@@ -624,8 +638,6 @@ def adopt_cache(wheel: str, cache: str) -> str:
     ops = 'cpu' if built['cuda'] is None else 'cuda'
     key = cache_key(facts, ops, built['cuda'], facts.cuda_arch)
     target = store_wheel(wheel, cache, key)
-    if osp.dirname(osp.abspath(wheel)) == osp.abspath(cache):
-        os.remove(wheel)
     _log(f'adopted mmcv {built["version"]} ({ops} ops) for torch '
          f'{facts.torch}: {target}')
     return target
@@ -715,13 +727,8 @@ def main(argv=None) -> int:
         return 1
     for line in describe(plan, facts):
         _log(line)
-    if plan.mmcv == 'install':
-        for legacy in legacy_wheels(args.cache):
-            _log(f'not using {legacy}: an older install left it without a '
-                 f'record of its torch. If it was built against torch '
-                 f'{facts.torch}, file it under {plan.cache_key} with: '
-                 f'{sys.executable} {osp.abspath(__file__)} adopt-cache '
-                 f'{legacy}')
+    for line in legacy_notes(args.cache, plan, facts):
+        _log(line)
     if args.shell:
         print('\n'.join(shell_lines(plan, facts, args.cache)))
     return 0
