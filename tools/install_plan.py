@@ -62,6 +62,10 @@ DEFAULT_CACHE = osp.join(
 PYTORCH_INDEX = 'https://download.pytorch.org/whl/{label}'
 
 
+def _log(message: str) -> None:
+    print(f'[install] {message}', file=sys.stderr)
+
+
 class PlanError(RuntimeError):
     """The environment cannot be installed into as it is; the message says
     what the user should change."""
@@ -439,6 +443,22 @@ def _nvcc_release(cuda_home: Optional[str]) -> Optional[str]:
     return match.group(1) if match else None
 
 
+def _cuda_home() -> Optional[str]:
+    # torch's own lookup, which the build uses. In a child process: importing
+    # cpp_extension imports setuptools, whose distutils shim fails in a
+    # process that has already imported the standard library's distutils.
+    out = subprocess.run(
+        [sys.executable, '-c', 'from torch.utils.cpp_extension import '
+         'CUDA_HOME; print(CUDA_HOME or "")'],
+        capture_output=True, text=True)
+    if out.returncode != 0:
+        _log(f'could not read torch\'s CUDA_HOME (no CUDA ops):\n'
+             f'{out.stderr[-2000:]}')
+        return None
+    return out.stdout.strip().splitlines()[-1] if out.stdout.strip() \
+        else None
+
+
 def _torch_facts(facts: Facts) -> None:
     try:
         import torch
@@ -461,8 +481,7 @@ def _torch_facts(facts: Facts) -> None:
             }
             facts.cuda_arch = ';'.join(f'{major}.{minor}'
                                        for major, minor in sorted(capabilities))
-        from torch.utils.cpp_extension import CUDA_HOME
-        facts.nvcc = _nvcc_release(CUDA_HOME)
+        facts.nvcc = _nvcc_release(_cuda_home())
     try:
         import torchvision
         facts.torchvision = torchvision.__version__.split('+')[0]
@@ -510,10 +529,6 @@ def wheel_has_ops(path: str) -> bool:
     torch, so the file name proves nothing)."""
     names = zipfile.ZipFile(path).namelist()
     return any(re.fullmatch(r'mmcv/_ext[^/]*\.(so|pyd)', n) for n in names)
-
-
-def _log(message: str) -> None:
-    print(f'[install] {message}', file=sys.stderr)
 
 
 def find_cached_wheel(cache: str, key: str,
