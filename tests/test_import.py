@@ -62,27 +62,18 @@ def snapshot() -> dict:
     from mmengine.fileio.backends import registry_utils
     from mmengine.runner.checkpoint import CheckpointLoader
     from mmpretrain.apis import ModelHub
+    tables = dict(
+        checkpoint_loaders=CheckpointLoader._schemes,
+        file_backends=registry_utils.backends,
+        file_backend_prefixes=registry_utils.prefix_to_backends,
+        file_client_backends=FileClient._backends,
+        file_client_prefixes=FileClient._prefix_to_backends)
+    named = {
+        table: {key: _name(value) for key, value in entries.items()}
+        for table, entries in tables.items()
+    }
     return dict(
-        checkpoint_loaders={
-            prefix: _name(loader)
-            for prefix, loader in CheckpointLoader._schemes.items()
-        },
-        file_backends={
-            name: _name(backend)
-            for name, backend in registry_utils.backends.items()
-        },
-        file_backend_prefixes={
-            prefix: _name(backend)
-            for prefix, backend in registry_utils.prefix_to_backends.items()
-        },
-        file_client_backends={
-            name: _name(backend)
-            for name, backend in FileClient._backends.items()
-        },
-        file_client_prefixes={
-            prefix: _name(backend)
-            for prefix, backend in FileClient._prefix_to_backends.items()
-        },
+        **named,
         safe_globals=sorted(
             repr(entry) for entry in torch.serialization.get_safe_globals()),
         model_hub=sorted(ModelHub._models_dict),
