@@ -1,11 +1,15 @@
-"""etf_plugin's model zoo in MMPretrain's ``ModelHub``.
+"""etf_plugin's model zoo in MMPretrain's ``ModelHub``, on request.
 
-Importing ``etf_plugin`` registers ``model-index.yml`` (and through it every
-``configs/*/metafile.yml``), so MMPretrain's own APIs know our models::
+:func:`register_model_zoo` registers ``model-index.yml`` (and through it
+every ``configs/*/metafile.yml``) with MMPretrain's public
+``ModelHub.register_model_index``, so MMPretrain's own APIs know our
+models. Importing ``etf_plugin`` does not do it (a plugin's import only
+registers classes)::
 
-    import etf_plugin  # noqa: F401
+    from etf_plugin.apis import register_model_zoo
     from mmpretrain import get_model, inference_model, list_models
 
+    register_model_zoo()
     list_models('*etf*')       # ['resnet32_digitslt_etf', ...]
     model = get_model('resnet32_digitslt_etf', pretrained=True)
     inference_model(model, 'digit.png')
@@ -29,13 +33,11 @@ resnet32_digitslt_etf.py)``.
 import os
 import os.path as osp
 import sys
-import warnings
+import tempfile
 from typing import List
 
 PACKAGE_DIR = osp.dirname(osp.abspath(__file__))
 MODEL_INDEX = 'model-index.yml'
-
-_registered: List[str] = []
 
 
 def mim_dir() -> str:
@@ -76,42 +78,56 @@ def get_config_path(name: str) -> str:
     return osp.realpath(path)
 
 
-def register_model_zoo() -> List[str]:
-    """Register the model index with ``mmpretrain.apis.ModelHub`` (once).
+def _is_local_relative(path: str) -> bool:
+    return '://' not in path and not osp.isabs(path)
 
-    Config paths are resolved against :func:`mim_dir`, and so are relative
-    ``Weights`` paths (MMPretrain would read those relative to the current
-    directory).
+
+def _resolved_model_index(root: str, folder: str) -> tuple:
+    """Write ``folder/model-index.yml``: the models of ``root``'s model
+    index in one file, with the ``Config``, ``README`` and local ``Weights``
+    paths made absolute (MMPretrain would read relative weights against the
+    current directory).
+
+    Returns:
+        tuple: The file's path and the model names (lower case, as
+        ``ModelHub`` keys them).
+    """
+    import yaml
+    with open(osp.join(root, MODEL_INDEX)) as f:
+        metafiles = yaml.safe_load(f)['Import']
+    collections, models = [], []
+    for metafile in metafiles:
+        with open(osp.join(root, metafile)) as f:
+            content = yaml.safe_load(f)
+        for entry in content.get('Collections', []) + content.get(
+                'Models', []):
+            for key in ('Config', 'README', 'Weights'):
+                if entry.get(key) and _is_local_relative(entry[key]):
+                    entry[key] = osp.join(root, entry[key])
+        collections += content.get('Collections', [])
+        models += content.get('Models', [])
+    path = osp.join(folder, MODEL_INDEX)
+    with open(path, 'w') as f:
+        yaml.safe_dump(dict(Collections=collections, Models=models), f)
+    return path, sorted(model['Name'].lower() for model in models)
+
+
+def register_model_zoo() -> List[str]:
+    """Register the model index with ``mmpretrain.apis.ModelHub`` through
+    its public ``register_model_index`` (once per process; a second call
+    only returns the names).
 
     Returns:
         list[str]: The names registered.
     """
-    if _registered:
-        return list(_registered)
     from mmpretrain.apis import ModelHub
 
     root = mim_dir()
-    before = set(ModelHub._models_dict)
-    ModelHub.register_model_index(
-        osp.join(root, MODEL_INDEX), config_prefix=root)
-    names = sorted(set(ModelHub._models_dict) - before)
-    for name in names:
-        metainfo = ModelHub._models_dict[name]
-        weights = metainfo.weights
-        if weights and '://' not in weights and not osp.isabs(weights):
-            metainfo.weights = osp.join(root, weights)
-    _registered.extend(names)
+    with tempfile.TemporaryDirectory() as folder:
+        index, names = _resolved_model_index(root, folder)
+        if not all(ModelHub.has(name) for name in names):
+            ModelHub.register_model_index(index)
     return names
-
-
-def _register_on_import() -> None:
-    # A broken model index must not make the plugin unimportable: training
-    # and testing do not need it.
-    try:
-        register_model_zoo()
-    except Exception as error:  # noqa: BLE001
-        warnings.warn(f'etf_plugin: its model zoo is not registered with '
-                      f'mmpretrain.list_models/get_model ({error!r}).')
 
 
 def main(argv=None) -> int:
@@ -127,9 +143,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    # `python -m etf_plugin.apis` runs this file a second time as __main__;
-    # use the module the package import registered.
-    from etf_plugin.apis import main as _main
-    sys.exit(_main())
-else:
-    _register_on_import()
+    sys.exit(main())

@@ -1,27 +1,35 @@
 #!/usr/bin/env bash
-# One-command set-up of etf_plugin on a fresh Python 3.11 machine (CPU or GPU),
-# into whatever environment `python3` (or $PYTHON) is: the system interpreter,
-# an activated virtualenv, or a conda env.
+# Set up etf_plugin in whatever environment `python3` (or $PYTHON) is: the
+# system interpreter, an activated virtualenv or a conda env, CPU or GPU.
 #
 #   bash tools/install.sh                    # install
+#   bash tools/install.sh --plan             # print what it would do, change
+#                                            # nothing
 #   bash tools/install.sh --check-build-env  # only show which torch the mmcv
 #                                            # build would compile against
 #
-# Installs torch 2.14.1 + torchvision 0.29.1, mmcv 2.1.0 *with* its compiled
-# ops (built from the PyPI sdist, since no wheel exists for this torch), then
-# this package in editable mode with its test extras.
-#
-# The mmcv wheel is cached in $ETF_PLUGIN_WHEEL_CACHE (default
-# ~/.cache/etf_plugin/wheels) so only the first install pays the 11-30 min
-# build. A wheel is cached only after it is checked to hold the compiled
-# mmcv/_ext; a cached or installed mmcv without it is replaced.
-# Environment: PYTHON (interpreter, default python3), MAX_JOBS (compile jobs).
+# A guest in your environment (tools/install_plan.py decides, and the log
+# says why; docs/install.md has the table):
+# - torch: an installed torch >= 2.0 is kept, and a torchvision built for it;
+#   only where none imports are torch 2.14.1 + torchvision 0.29.1 installed.
+#   Every later pip call pins the torch it found, so nothing replaces it.
+# - mmcv: an installed mmcv in the accepted range whose ops run (on the GPU
+#   too where CUDA ops are wanted) is kept. Otherwise mmcv 2.1.0 is built
+#   against your torch, with CUDA ops when torch sees a GPU and nvcc matches
+#   torch's CUDA (FORCE_CUDA=1/0 decides instead), and cached in
+#   $ETF_PLUGIN_WHEEL_CACHE/<key> (default ~/.cache/etf_plugin/wheels), the
+#   key naming Python, platform, torch build and ops, so a wheel is reused
+#   only where it fits.
+# - then this package in editable mode with its test extras.
+# Environment: PYTHON (interpreter, default python3), MAX_JOBS (compile
+# jobs), FORCE_CUDA, TORCH_CUDA_ARCH_LIST (GPU architectures of a CUDA build).
 set -euo pipefail
 
 PY=${PYTHON:-python3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PLANNER=$ROOT/tools/install_plan.py
 CACHE=${ETF_PLUGIN_WHEEL_CACHE:-$HOME/.cache/etf_plugin/wheels}
-MMCV_VERSION=2.1.0
+export ETF_PLUGIN_WHEEL_CACHE=$CACHE
 
 log() { echo "[install] $*"; }
 SCRATCH=$(mktemp -d)
@@ -29,21 +37,12 @@ trap 'rm -rf "$SCRATCH"' EXIT
 scratch_dir() { mktemp -d "$SCRATCH/XXXX"; }
 die() { echo "[install] error: $*" >&2; exit 1; }
 
-have_mmcv_ops() {
-  "$PY" - <<PYEOF 2>/dev/null
-import mmcv, mmcv.ops  # mmcv.ops fails to import without the compiled _ext
-assert mmcv.__version__ == '$MMCV_VERSION', mmcv.__version__
-PYEOF
-}
-
-wheel_has_ops() {
-  # mmcv's setup.py silently falls back to a pure-Python wheel when it cannot
-  # import torch, so the file name alone proves nothing.
-  "$PY" - "$1" <<'PYEOF'
-import re, sys, zipfile
-names = zipfile.ZipFile(sys.argv[1]).namelist()
-sys.exit(0 if any(re.fullmatch(r'mmcv/_ext[^/]*\.(so|pyd)', n) for n in names) else 1)
-PYEOF
+# Sets TORCH_ACTION, MMCV_ACTION, CACHE_KEY, CACHED_WHEEL, PIP_TORCH, ...
+# (tools/install_plan.py shell_lines); the plan itself goes to the log.
+plan() {
+  local lines
+  lines=$("$PY" "$PLANNER" plan --shell --cache "$CACHE") || exit 1
+  eval "$lines"
 }
 
 make_build_env() {
@@ -86,6 +85,8 @@ check_build_env() {
 }
 
 build_mmcv_wheel() {
+  # Builds mmcv $MMCV_VERSION with $MMCV_OPS ops and caches it under
+  # $CACHE_KEY (set by plan).
   local work
   work=$(scratch_dir)
   make_build_env "$work/venv"
@@ -98,67 +99,75 @@ build_mmcv_wheel() {
   # torch >= 2.6 headers need C++20; mmcv 2.1.0 hard-codes c++14/17.
   sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' \
     "$work/mmcv-$MMCV_VERSION/setup.py"
-  log "building mmcv $MMCV_VERSION with CPU ops (11-30 min on 2 cores)"
-  mkdir -p "$work/dist" "$CACHE"
-  (cd "$work/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 FORCE_CUDA=${FORCE_CUDA:-0} \
-     MAX_JOBS=${MAX_JOBS:-$(nproc)} "$work/venv/bin/python" -m pip wheel -q \
-     --no-build-isolation --no-deps . -w "$work/dist")
+  # mmcv's setup.py compiles CUDA ops whenever torch sees a GPU: a CPU build
+  # hides the GPUs; a CUDA build names its architectures (the cache key's).
+  local -a build_env=(MMCV_WITH_OPS=1 "MAX_JOBS=${MAX_JOBS:-$(nproc)}")
+  if [ "$MMCV_OPS" = cuda ]; then
+    build_env+=(FORCE_CUDA=1)
+    [ -z "$MMCV_CUDA_ARCH" ] || build_env+=("TORCH_CUDA_ARCH_LIST=$MMCV_CUDA_ARCH")
+    log "building mmcv $MMCV_VERSION with CUDA $MMCV_CUDA ops (arch ${MMCV_CUDA_ARCH:-torch default}) against torch $TORCH_VERSION"
+  else
+    build_env+=(FORCE_CUDA=0 CUDA_VISIBLE_DEVICES=)
+    log "building mmcv $MMCV_VERSION with CPU ops against torch $TORCH_VERSION (11-30 min on 2 cores)"
+  fi
+  mkdir -p "$work/dist"
+  (cd "$work/mmcv-$MMCV_VERSION" && env "${build_env[@]}" \
+     "$work/venv/bin/python" -m pip wheel -q --no-build-isolation --no-deps \
+     . -w "$work/dist")
   local built
   built=$(ls "$work"/dist/mmcv-$MMCV_VERSION-*.whl | head -n 1)
-  wheel_has_ops "$built" || die "the built $(basename "$built") has no compiled mmcv/_ext (not cached)"
-  # Copy then rename, so an interrupted install never leaves a partial wheel
-  # under a name the next install would trust.
-  cp "$built" "$CACHE/.$(basename "$built").part"
-  mv "$CACHE/.$(basename "$built").part" "$CACHE/$(basename "$built")"
+  "$PY" "$PLANNER" store-wheel --cache "$CACHE" "$built" "$CACHE_KEY"
 }
 
-cached_wheel() {
-  # Prints the first cached wheel with ops, and nothing else on stdout (it is
-  # read by $(...)): the log goes to stderr. Every ops-less wheel is deleted,
-  # also one that sorts after a good wheel (the silent pure-Python fallback
-  # mmcv-2.1.0-py2.py3-none-any.whl sorts after mmcv-2.1.0-cp311-...).
-  local w good=
-  for w in "$CACHE"/mmcv-$MMCV_VERSION-*.whl; do
-    [ -e "$w" ] || continue
-    if wheel_has_ops "$w"; then
-      [ -n "$good" ] || good=$w
-    else
-      log "removing cached $(basename "$w"): it has no compiled ops" >&2
-      rm -f "$w"
-    fi
-  done
-  [ -z "$good" ] || echo "$good"
-}
+PLAN_ONLY=
+case "${1:-}" in
+  --check-build-env) check_build_env; exit 0 ;;
+  --plan) PLAN_ONLY=1 ;;
+  '') ;;
+  *) die "unknown argument '$1' (usage: bash tools/install.sh [--plan | --check-build-env])" ;;
+esac
 
-if [ "${1:-}" = "--check-build-env" ]; then
-  check_build_env
+log "into $("$PY" -c 'import sys; print(sys.prefix)')"
+plan
+if [ -n "$PLAN_ONLY" ]; then
+  log "--plan: nothing changed"
   exit 0
-elif [ -n "${1:-}" ]; then
-  die "unknown argument '$1' (usage: bash tools/install.sh [--check-build-env])"
 fi
 
-log "torch 2.14.1 + torchvision 0.29.1 into $("$PY" -c 'import sys; print(sys.prefix)')"
 # setuptools < 82 keeps pkg_resources (removed in 82.0.0), which mmengine
 # 0.10.7 needs to resolve `mmdet::` / `mmpretrain::` config bases.
-"$PY" -m pip install -q torch==2.14.1 torchvision==0.29.1 "setuptools<82"
+if [ "$TORCH_ACTION" = install ] || [ "$TORCHVISION_ACTION" = install ]; then
+  log "pip install ${PIP_TORCH[*]}"
+  "$PY" -m pip install -q "${PIP_TORCH[@]}" "setuptools<82"
+  plan
+  [ "$TORCH_ACTION" = keep ] && [ "$TORCHVISION_ACTION" = keep ] \
+    || die "torch/torchvision still do not import and run after installing them; see the plan above"
+fi
 
-if have_mmcv_ops; then
-  log "mmcv $MMCV_VERSION with ops already installed"
-else
-  wheel=$(cached_wheel)
-  if [ -z "$wheel" ]; then
-    build_mmcv_wheel
-    wheel=$(cached_wheel)
+# Every later pip call keeps this torch: pip fails rather than replace it.
+KEEP=$SCRATCH/keep-torch.txt
+printf 'torch==%s\n' "$TORCH_DIST" > "$KEEP"
+
+if [ "$MMCV_ACTION" = install ]; then
+  if [ -n "$CACHED_WHEEL" ]; then
+    log "using cached $CACHED_WHEEL"
   else
-    log "using cached $wheel"
+    build_mmcv_wheel
+    plan
+    [ -n "$CACHED_WHEEL" ] || die "no cached wheel under $CACHE/$CACHE_KEY after the build"
+  fi
+  if [ -n "$MMCV_LITE" ]; then
+    log "removing mmcv-lite (it has no ops and shares mmcv's files)"
+    "$PY" -m pip uninstall -q -y mmcv-lite
   fi
   # --force-reinstall: an installed ops-less mmcv of the same version would
   # make a plain install a no-op ("already satisfied").
-  "$PY" -m pip install -q --force-reinstall --no-deps "$wheel"
-  "$PY" -m pip install -q "$wheel"
-  have_mmcv_ops || die "mmcv.ops does not import after installing $wheel"
+  "$PY" -m pip install -q -c "$KEEP" --force-reinstall --no-deps "$CACHED_WHEEL"
+  "$PY" -m pip install -q -c "$KEEP" "$CACHED_WHEEL"
+  plan
+  [ "$MMCV_ACTION" = keep ] || die "mmcv's ops do not run after installing $CACHED_WHEEL; see the plan above"
 fi
 
 log "etf_plugin (editable) with its test extras"
-"$PY" -m pip install -q -e "$ROOT[tests]"
-"$PY" -c "import etf_plugin, mmpretrain, mmcv.ops; print('[install] ok: etf_plugin', etf_plugin.__version__)"
+"$PY" -m pip install -q -c "$KEEP" -e "$ROOT[tests]"
+"$PY" -c "import etf_plugin, mmpretrain, mmcv.ops, torch; print('[install] ok: etf_plugin', etf_plugin.__version__, 'with torch', torch.__version__)"

@@ -16,11 +16,18 @@ import pytest
 import torch
 import yaml
 
-import etf_plugin  # noqa: F401  (registers the model zoo)
+import etf_plugin  # noqa: F401
 from helpers import MMPRETRAIN_TOOLS, REPO_ROOT, final_metrics, run_tool
 from etf_plugin.apis import get_config_path, mim_dir, register_model_zoo
 
 DIGITS_ETF = 'resnet32_digitslt_etf'
+
+
+@pytest.fixture(autouse=True, scope='module')
+def model_zoo():
+    """The model zoo, registered as users do (importing etf_plugin does not
+    register it: tests/test_import.py)."""
+    return register_model_zoo()
 
 
 def _metafiles():
@@ -74,6 +81,10 @@ def test_list_models_knows_our_models():
     assert DIGITS_ETF in list_models(task='Image Classification')
     # a second registration is a no-op, not a name conflict
     assert register_model_zoo() == sorted(ours)
+    # relative weights are read from the package, not the current folder
+    from mmpretrain.apis import ModelHub
+    weights = ModelHub.get(DIGITS_ETF).weights
+    assert weights == osp.join(mim_dir(), _models()[DIGITS_ETF]['Weights'])
 
 
 def test_get_model_by_name_loads_the_shipped_weights(shipped_checkpoint):

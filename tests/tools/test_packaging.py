@@ -90,6 +90,7 @@ def test_mim_train_with_the_configs_of_the_installed_wheel(wheel, tmp_path):
     # download)
     out = _run([
         python, '-c', 'import etf_plugin, etf_plugin.apis as a\n'
+        'a.register_model_zoo()\n'
         'from mmpretrain import get_model\n'
         'm = get_model("resnet32_digitslt_etf", pretrained=True)\n'
         'print("located", etf_plugin.__file__, a.mim_dir(), '
