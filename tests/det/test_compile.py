@@ -60,3 +60,23 @@ def test_training_step_compiles_fullgraph_and_matches_eager(
     # the BatchNorm's running statistics moved the same way
     torch.testing.assert_close(compiled_predictor.classifier.bn.running_mean,
                                predictor.classifier.bn.running_mean)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
+def test_cuda_training_step_never_waits_for_the_device():
+    # torch raises on any device-to-host synchronisation in 'error' mode
+    torch.manual_seed(0)
+    predictor = ETFObjectnessPredictor(in_features=12, out_features=5).cuda()
+    loss = ETFObjectnessLoss(dr_weight=10.0, class_balanced=True)
+    inputs = [tensor.cuda() for tensor in rois(num_rois=512)]
+    for reduction in ('mean', 'none'):
+        # the first call allocates (and may synchronise) outside the check
+        forward_and_loss(predictor, loss, *inputs, reduction)[0].backward()
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode('error')
+        try:
+            total, _ = forward_and_loss(predictor, loss, *inputs, reduction)
+            total.backward()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        assert torch.isfinite(total)
