@@ -1,5 +1,7 @@
 """``ETFBBoxHead``: MMDetection's ``Shared2FCBBoxHead`` with the fixed
 simplex-ETF RoI classifier."""
+from typing import Optional
+
 from mmdet.models.roi_heads.bbox_heads import Shared2FCBBoxHead
 from mmdet.registry import MODELS
 
@@ -61,7 +63,7 @@ class ETFBBoxHead(Shared2FCBBoxHead):
     def __init__(self,
                  fc_out_channels: int = 1024,
                  seed: int = 0,
-                 proj_channels=None,
+                 proj_channels: Optional[int] = None,
                  with_bn: bool = True,
                  logit_scale: float = 10.0,
                  dr_weight: float = 10.0,
