@@ -114,7 +114,7 @@ def main(argv=None):
     runs = [
         run for key, run in results['runs'].items()
         if run['split'] == args.split and run['options'] == options
-        and run['seed'] in args.seeds
+        and run['seed'] in args.seeds and run['row'] in args.rows
     ]
     table = benchmark.summarize(runs, args.rows)
     text = benchmark.format_table(table)

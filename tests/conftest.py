@@ -23,7 +23,9 @@ def default_scope(request):
     mmpretrain's, whatever ran before: nested builds (a head's loss, a bbox
     head's predictor) resolve in the current default scope."""
     from mmengine.registry import DefaultScope
-    scope = 'mmdet' if 'det' in request.node.path.parts else 'mmpretrain'
+    # relative to the checkout, which may itself sit in a folder named det
+    parts = request.node.path.relative_to(REPO_ROOT).parts
+    scope = 'mmdet' if 'det' in parts else 'mmpretrain'
     with DefaultScope.overwrite_default_scope(scope):
         yield
 

@@ -10,7 +10,7 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['etf_plugin'], allow_failed_imports=False)
+custom_imports = dict(imports=['etf_plugin.det'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
 model = dict(
@@ -49,5 +49,5 @@ test_dataloader = val_dataloader
 val_evaluator = dict(metric=['bbox'])
 test_evaluator = val_evaluator
 
-# num_classes against every split and the ETF predictor/loss pairing
-custom_hooks = [dict(type='RoIClassifierCheckHook')]
+# num_classes against the training and validation sets' classes
+custom_hooks = [dict(type='NumClassCheckHook')]

@@ -45,27 +45,42 @@ class ClassPowerSampler(Sampler):
     and ``DistSamplerSeedHook`` (``set_epoch``) gives a new draw every epoch.
     Labels are read once, from annotations only.
 
+    ``ClassBalancedSampler`` and ``SquareRootSampler`` are this sampler with
+    a fixed ``power`` (their class attribute), under their own names.
+
     Args:
         dataset (Sized): A single-label dataset with ``get_gt_labels()`` or
             ``get_cat_ids(idx)``.
         power (float): Exponent ``q``: 0 class-balanced, 0.5 square-root,
-            1 instance-balanced.
+            1 instance-balanced. Fixed, and not given, for the named
+            samplers.
         num_samples (int, optional): Samples drawn per epoch over all ranks.
             Defaults to None, i.e. ``len(dataset)``.
         seed (int, optional): Random seed, the same on every rank. Defaults to
             None: a seed drawn on rank 0 and broadcast.
     """
 
+    power: Optional[float] = None
+
     def __init__(self,
                  dataset: Sized,
-                 power: float,
+                 power: Optional[float] = None,
                  num_samples: Optional[int] = None,
                  seed: Optional[int] = None) -> None:
+        fixed = type(self).power
+        if fixed is not None and power is not None:
+            raise ValueError(
+                f'{type(self).__name__} samples with power={fixed}; for '
+                f'another power use ClassPowerSampler(power=...).')
+        if fixed is None and power is None:
+            raise ValueError('ClassPowerSampler needs power (0 class-'
+                             'balanced, 0.5 square-root, 1 instance-'
+                             'balanced).')
         rank, world_size = get_dist_info()
         self.rank = rank
         self.world_size = world_size
         self.dataset = dataset
-        self.power = power
+        self.power = fixed if power is None else power
         labels = read_gt_labels(dataset)
         if len(labels) == 0:
             raise ValueError(f'{type(self).__name__} got an empty dataset.')
@@ -75,7 +90,7 @@ class ClassPowerSampler(Sampler):
                 f'{type(self).__name__} supports up to 2**24 samples, the '
                 f'dataset has {len(labels)}.')
         self.sample_weights = torch.from_numpy(
-            class_power_weights(labels, power))
+            class_power_weights(labels, self.power))
         total = len(labels) if num_samples is None else int(num_samples)
         if total < 1:
             raise ValueError(f'num_samples must be positive, got {total}.')
@@ -112,48 +127,28 @@ class ClassPowerSampler(Sampler):
 
 @DATA_SAMPLERS.register_module()
 class ClassBalancedSampler(ClassPowerSampler):
-    """Class-balanced re-sampling: every class equally likely (``q = 0``).
+    """Class-balanced re-sampling, ``ClassPowerSampler`` with ``power=0``:
+    every class equally likely.
 
     Not MMEngine's ``ClassBalancedDataset`` (a repeat-factor wrapper); see the
     module docstring for when to use which. Config::
 
         sampler=dict(type='ClassBalancedSampler')
-
-    Args:
-        dataset (Sized): A single-label dataset.
-        num_samples (int, optional): Samples per epoch over all ranks.
-            Defaults to None, i.e. ``len(dataset)``.
-        seed (int, optional): Random seed. Defaults to None.
     """
 
-    def __init__(self,
-                 dataset: Sized,
-                 num_samples: Optional[int] = None,
-                 seed: Optional[int] = None) -> None:
-        super().__init__(dataset, 0.0, num_samples=num_samples, seed=seed)
+    power = 0.0
 
 
 @DATA_SAMPLERS.register_module()
 class SquareRootSampler(ClassPowerSampler):
-    """Square-root re-sampling: class ``c`` drawn with probability
-    ``∝ sqrt(n_c)`` (``q = 1/2``, Mahajan et al. 2018; Kang et al. 2020).
-
-    Config::
+    """Square-root re-sampling, ``ClassPowerSampler`` with ``power=0.5``:
+    class ``c`` drawn with probability ``∝ sqrt(n_c)`` (Mahajan et al. 2018;
+    Kang et al. 2020). Config::
 
         sampler=dict(type='SquareRootSampler')
-
-    Args:
-        dataset (Sized): A single-label dataset.
-        num_samples (int, optional): Samples per epoch over all ranks.
-            Defaults to None, i.e. ``len(dataset)``.
-        seed (int, optional): Random seed. Defaults to None.
     """
 
-    def __init__(self,
-                 dataset: Sized,
-                 num_samples: Optional[int] = None,
-                 seed: Optional[int] = None) -> None:
-        super().__init__(dataset, 0.5, num_samples=num_samples, seed=seed)
+    power = 0.5
 
 
 class SubsetSampler(Sampler):

@@ -1,19 +1,18 @@
 """MMDetection adapter, registered in mmdet's registries (scope ``mmdet``).
 
-Imported by ``etf_plugin`` only when mmdet is importable. A bbox head uses
-the fixed ETF classifier with
-``cls_predictor_cfg=dict(type='ETFObjectnessPredictor')`` and
-``loss_cls=dict(type='ETFObjectnessLoss')`` (the ETF over the object
-classes plus a learnable objectness score), or the background-as-a-vertex
-variant ``ETFPredictor`` + ``DotRegressionLoss``; see docs/mmdet.md.
+An MMDetection config opts in with ``custom_imports=dict(imports=
+['etf_plugin.det'], allow_failed_imports=False)``; ``import etf_plugin``
+alone does not import mmdet. A two-stage detector gets the fixed ETF RoI
+classifier by swapping its bbox head's type to ``ETFBBoxHead``; see
+docs/mmdet.md.
 """
-from .check_hook import RoIClassifierCheckHook
-from .dot_regression_loss import DetDotRegressionLoss
-from .etf_predictor import ETFObjectnessPredictor, ETFPredictor
+from . import retired  # noqa: F401  (old names fail with their replacement)
+from .etf_bbox_head import ETFBBoxHead
 from .objectness_loss import ETFObjectnessLoss
+from .objectness_predictor import ETFObjectnessPredictor
 from .synthetic_shapes import SyntheticShapes
 
 __all__ = [
-    'DetDotRegressionLoss', 'ETFObjectnessLoss', 'ETFObjectnessPredictor',
-    'ETFPredictor', 'RoIClassifierCheckHook', 'SyntheticShapes'
+    'ETFBBoxHead', 'ETFObjectnessLoss', 'ETFObjectnessPredictor',
+    'SyntheticShapes'
 ]

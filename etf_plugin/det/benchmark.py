@@ -28,9 +28,6 @@ ROWS = {
     'etf-objectness': (
         'ETF (K vertices) + objectness: DR + BCE',
         'faster-rcnn_r18-tiny_fpn_etf-objectness-dr_synthetic-shapes-lt.py'),
-    'etf-background-vertex': (
-        'ETF (K + 1 vertices, background vertex) + class-balanced DR',
-        'faster-rcnn_r18-tiny_fpn_etf-dr_synthetic-shapes-lt.py'),
 }
 SPLITS = ('test', 'heldout')
 # LVIS's rare group is <= 10 training images; its frequent threshold (100)

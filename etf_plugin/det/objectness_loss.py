@@ -1,18 +1,20 @@
+"""``ETFObjectnessLoss``: the ``loss_cls`` that
+:class:`~etf_plugin.det.ETFBBoxHead` builds with its predictor."""
 from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmdet.registry import MODELS
+from mmdet.models.losses import accuracy, weight_reduce_loss
+from mmengine.dist import all_reduce, get_world_size, is_distributed
 
-from etf_plugin.functional.dot_regression import reduce_loss
-from etf_plugin.models.losses.dot_regression_loss import DotRegressionLoss
+from etf_plugin.functional import dot_regression_loss
 
 
-@MODELS.register_module()
 class ETFObjectnessLoss(nn.Module):
     """Objectness cross-entropy plus dot regression onto the class ETF, the
-    ``loss_cls`` of :class:`~etf_plugin.det.ETFObjectnessPredictor`.
+    ``loss_cls`` of :class:`~etf_plugin.det.ETFBBoxHead` (which builds it
+    from its own arguments, with :class:`ETFObjectnessPredictor`).
 
     ``cls_score`` is the predictor's ``(N, K + 1)`` output: the cosines
     ``cos`` of the RoI features with the ``K`` class vertices, then the
@@ -46,6 +48,13 @@ class ETFObjectnessLoss(nn.Module):
     With ``reduction_override='none'`` (mmdet's ``OHEMSampler``) the result
     is ``dict(loss_cls=...)``, the ``(N,)`` per-RoI sum of both terms, which
     ``OHEMSampler``'s default ``loss_key='loss_cls'`` ranks.
+
+    The training step reads nothing back to the host (it compiles with
+    ``torch.compile(fullgraph=True)``): the positives are selected by a
+    one-hot mask, not by indexing, and labels outside ``[0, K]`` fail an
+    asynchronous check (a ``RuntimeError`` on the CPU, a device-side assert
+    on the GPU). mmdet's ``NumClassCheckHook`` checks the bbox head's
+    ``num_classes`` against the dataset before training, where it is free.
 
     Args:
         logit_scale (float): ``s`` of the class softmax in the scores.
@@ -85,11 +94,6 @@ class ETFObjectnessLoss(nn.Module):
         self.dr_weight = dr_weight
         self.class_balanced = class_balanced
         self.reduction = reduction
-        # The package's DR loss module, per RoI: it owns the formula and,
-        # under distributed training, sums the class-balancing counts over
-        # all ranks.
-        self.class_loss = DotRegressionLoss(
-            class_balanced=class_balanced, reduction='none')
 
     def get_cls_channels(self, num_classes: int) -> int:
         """The predictor's width: ``K`` cosines plus the objectness logit."""
@@ -128,43 +132,52 @@ class ETFObjectnessLoss(nn.Module):
         """
         reduction = reduction_override or self.reduction
         cosines, objectness, num_classes = self._split(cls_score)
-        labels = labels.reshape(-1).long()
-        if labels.numel() and (labels.min() < 0
-                               or labels.max() > num_classes):
-            bad = labels[(labels < 0) | (labels > num_classes)][0].item()
-            raise ValueError(
-                f'RoI label {bad} is outside [0, {num_classes}] (the bbox '
-                f'head\'s {num_classes} classes and the background): the '
-                f'dataset has more classes than the bbox head. Set '
-                f'model.roi_head.bbox_head.num_classes to '
-                f'len(dataset.metainfo[\'classes\']).')
+        labels = labels.reshape(-1)
+        torch._assert_async(
+            ((labels >= 0) & (labels <= num_classes)).all(),
+            f'ETFObjectnessLoss: RoI labels outside [0, {num_classes}] (the '
+            f'bbox head\'s {num_classes} classes and the background): the '
+            f'dataset has more classes than the bbox head. Set '
+            f'model.roi_head.bbox_head.num_classes to '
+            f'len(dataset.metainfo[\'classes\']).')
         if label_weights is None:
             label_weights = cosines.new_ones(labels.shape)
         label_weights = label_weights.reshape(-1).float()
-        is_object = labels < num_classes
+        # One-hot over the K object classes: a background RoI (label K) has
+        # an all-zero row, so the DR term never sees it.
+        targets = (labels[:, None] == torch.arange(
+            num_classes, device=labels.device)).float()
+        is_object = targets.sum(dim=1)
 
         objectness_loss = F.binary_cross_entropy_with_logits(
-            objectness.float(), is_object.float(),
-            reduction='none') * label_weights
-        # Called even without positives: under distributed class balancing
-        # every rank must join the all-reduce of the counts.
-        class_loss = self.dr_weight * self.class_loss(
-            cosines[is_object], labels[is_object], weight=label_weights[
-                is_object])
+            objectness.float(), is_object, reduction='none') * label_weights
+        class_counts = None
+        if self.class_balanced:
+            # the positives' labels; summed over all ranks, so that every
+            # rank weighs a class as the global batch does
+            class_counts = targets.sum(dim=0)
+            if is_distributed() and get_world_size() > 1:
+                all_reduce(class_counts)
+        class_loss = self.dr_weight * dot_regression_loss(
+            cosines.float(),
+            targets,
+            class_balanced=self.class_balanced,
+            class_counts=class_counts,
+            weight=label_weights,
+            reduction='none')
 
         if reduction == 'none':
-            per_roi = objectness_loss.index_add(
-                0, is_object.nonzero().reshape(-1), class_loss)
-            return dict(loss_cls=self.loss_weight * per_roi)
+            return dict(
+                loss_cls=self.loss_weight * (objectness_loss + class_loss))
         if reduction == 'mean' and avg_factor is None:
             # the mean over all sampled RoIs for both terms, not over the
             # positives for the class term
             avg_factor = float(labels.numel())
         return dict(
-            loss_cls_objectness=self.loss_weight *
-            reduce_loss(objectness_loss, reduction, avg_factor),
-            loss_cls_classes=self.loss_weight *
-            reduce_loss(class_loss, reduction, avg_factor))
+            loss_cls_objectness=self.loss_weight * weight_reduce_loss(
+                objectness_loss, reduction=reduction, avg_factor=avg_factor),
+            loss_cls_classes=self.loss_weight * weight_reduce_loss(
+                class_loss, reduction=reduction, avg_factor=avg_factor))
 
     def get_activation(self, cls_score: torch.Tensor) -> torch.Tensor:
         """mmdet's ``(N, K + 1)`` scores ``[p * softmax(s * cos), 1 - p]``,
@@ -182,10 +195,6 @@ class ETFObjectnessLoss(nn.Module):
         """Accuracies in percent: ``acc`` (mmdet's usual top-1 over all
         sampled RoIs and ``K + 1`` scores), ``acc_objectness`` (object or
         not, all RoIs) and ``acc_classes`` (nearest vertex, positive RoIs)."""
-        # Imported here: mmdet.models is heavy, and importing etf_plugin
-        # must stay cheap for MMPretrain users who also have mmdet.
-        from mmdet.models.losses import accuracy
-
         cosines, objectness, num_classes = self._split(cls_score)
         labels = labels.reshape(-1)
         is_object = labels < num_classes

@@ -115,3 +115,20 @@ def test_bad_input():
         ClassBalancedSampler(LabelOnlyDataset([]), seed=0)
     with pytest.raises(ValueError, match='num_samples'):
         ClassBalancedSampler(LabelOnlyDataset(LABELS), num_samples=0, seed=0)
+
+
+def test_named_samplers_are_configurations_of_one():
+    dataset = LabelOnlyDataset(LABELS)
+    for named, power in ((ClassBalancedSampler, 0.0),
+                         (SquareRootSampler, 0.5)):
+        assert issubclass(named, ClassPowerSampler)
+        assert named.__init__ is ClassPowerSampler.__init__
+        sampler = named(dataset, num_samples=500, seed=2)
+        assert sampler.power == power
+        # the same draw as the general sampler with that power
+        assert list(sampler) == list(
+            ClassPowerSampler(dataset, power=power, num_samples=500, seed=2))
+        with pytest.raises(ValueError, match='use ClassPowerSampler'):
+            named(dataset, power=1.0)
+    with pytest.raises(ValueError, match='needs power'):
+        ClassPowerSampler(dataset)

@@ -80,15 +80,15 @@ def test_rows_share_detector_schedule_data():
         for key in ('train_cfg', 'param_scheduler', 'optim_wrapper',
                     'train_dataloader', 'test_dataloader'):
             assert cfg[key] == reference[key], (row, key)
-        # only the RoI classifier and its loss differ
+        # only the bbox head's type or its loss differ
         model, base = cfg.model.to_dict(), reference.model.to_dict()
         for bbox_head in (model['roi_head'].pop('bbox_head'),
                           base['roi_head'].pop('bbox_head')):
-            bbox_head.pop('cls_predictor_cfg', None)
+            bbox_head.pop('type')
             bbox_head.pop('loss_cls')
         assert model == base, row
-    assert cfgs['etf-objectness'].model.roi_head.bbox_head.loss_cls.type == \
-        'ETFObjectnessLoss'
+    assert cfgs['etf-objectness'].model.roi_head.bbox_head.type == \
+        'ETFBBoxHead'
     with pytest.raises(ValueError, match='Unknown row'):
         benchmark.build_config('nope', 0, 'work', repo_root=REPO_ROOT)
 

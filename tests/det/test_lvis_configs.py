@@ -10,6 +10,7 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 
 from helpers import REPO_ROOT
+import etf_plugin.det  # noqa: F401  (registers the mmdet components)
 
 CONFIG = osp.join(
     REPO_ROOT, 'configs', 'mmdet',

@@ -15,6 +15,7 @@ from mmengine.runner import Runner
 
 from helpers import SHAPES_CONFIG as CONFIG
 from helpers import mim_tools
+import etf_plugin.det  # noqa: F401  (registers the mmdet components)
 from etf_plugin.functional import simplex_etf
 
 TOOLS = mim_tools('mmdet')
@@ -71,7 +72,7 @@ def test_train_then_test_with_mmdets_tools(tmp_path, monkeypatch,
 
     # reload as tools/test.py does, into a model whose fresh ETF differs
     other_etf = {
-        **SMALL, 'model.roi_head.bbox_head.cls_predictor_cfg.seed': 1
+        **SMALL, 'model.roi_head.bbox_head.seed': 1
     }
     cfg = Config.fromfile(CONFIG)
     cfg.merge_from_dict(other_etf)
@@ -99,11 +100,11 @@ def test_train_then_test_with_mmdets_tools(tmp_path, monkeypatch,
 
 def test_a_dataset_with_other_classes_is_refused(tmp_path, monkeypatch,
                                                  one_thread):
-    # the tool fails before the first iteration, naming the fix
-    with pytest.raises(ValueError,
-                       match=r'model.roi_head.bbox_head has num_classes=5, '
-                       r'but the training set SyntheticShapes has 6 classes'
-                       r'.*Set model.roi_head.bbox_head.num_classes=6'):
+    # the tool fails before the first iteration (mmdet's NumClassCheckHook
+    # in the config), naming both numbers
+    with pytest.raises(AssertionError,
+                       match=r'`num_classes` \(5\) in ETFBBoxHead .* '
+                       r'`classes` 6\) in SyntheticShapes'):
         run_tool(monkeypatch, 'train.py', CONFIG, '--work-dir',
                  str(tmp_path), *cfg_options({
                      **SMALL, 'model.roi_head.bbox_head.num_classes': 5

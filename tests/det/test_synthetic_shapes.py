@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmdet.registry import DATASETS, TRANSFORMS
 
-import etf_plugin  # noqa: F401  (registers the mmdet components)
+import etf_plugin.det  # noqa: F401  (registers the mmdet components)
 from etf_plugin.functional import long_tail_counts
 from etf_plugin.det.synthetic_shapes import SHAPE_CLASSES, SyntheticShapes
 

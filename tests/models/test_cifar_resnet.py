@@ -36,3 +36,14 @@ def test_old_name_builds_the_same_network_with_a_warning():
     x = torch.randn(2, 1, 8, 8)
     new.eval(), old.eval()
     assert torch.equal(new(x)[0], old(x)[0])
+
+
+def test_wrong_channels_are_refused_not_converted():
+    """Turning colour images to grey is the data pipeline's job (the digits
+    test pipeline does it); the backbone names it instead of averaging."""
+    gray = MODELS.build(dict(type='CifarResNet', depth=8, in_channels=1))
+    with pytest.raises(ValueError, match=r'in_channels=1\) got input of '
+                       r'shape \(2, 3, 8, 8\).*RandomGrayscale'):
+        gray(torch.randn(2, 3, 8, 8))
+    with pytest.raises(ValueError, match=r'takes \(N, 3, H, W\)'):
+        MODELS.build(dict(type='CifarResNet', depth=8))(torch.randn(3, 8, 8))

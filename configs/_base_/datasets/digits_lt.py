@@ -16,13 +16,17 @@ train_pipeline = [
 ]
 # The test pipeline also serves image files (MMPretrain's
 # ImageClassificationInferencer / FeatureExtractor / inference_model read
-# them as 3-channel BGR): gray = (B + 2G + R) / 4, exact for gray images,
-# then 8x8 (area interpolation). On the dataset's own 8x8x1 arrays both steps
-# leave every pixel unchanged, so validation and test results are those of a
-# bare PackInputs. Images must show light ink on a dark background, like the
-# training data.
+# them as 3-channel BGR): one grey channel = (B + 2G + R) / 4, exact for grey
+# images, then 8x8 (area interpolation). On the dataset's own 8x8x1 arrays
+# both steps leave every pixel unchanged, so validation and test results are
+# those of a bare PackInputs. Images must show light ink on a dark
+# background, like the training data.
 test_pipeline = [
-    dict(type='RandomGrayscale', prob=1.0, channel_weights=(1, 2, 1)),
+    dict(
+        type='RandomGrayscale',
+        prob=1.0,
+        channel_weights=(1, 2, 1),
+        keep_channels=False),
     dict(type='Resize', scale=(8, 8), interpolation='area'),
     dict(type='PackInputs'),
 ]

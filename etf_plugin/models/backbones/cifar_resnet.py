@@ -60,11 +60,9 @@ class CifarResNet(BaseBackbone):
     Args:
         depth (int): ``6n + 2``. Defaults to 32.
         base_channels (int): Width of the first stage. Defaults to 16.
-        in_channels (int): Image channels. Defaults to 3. A 1-channel
-            network given 3-channel images (e.g. from
-            ``tools/analysis_tools/get_flops.py``, which feeds ``(3, H, W)``
-            tensors past the data pipeline) turns them to gray first, with
-            the weights ``(1, 2, 1) / 4`` of the digits test pipeline.
+        in_channels (int): Image channels. Defaults to 3. Turning colour
+            images to grey for a 1-channel network is the data pipeline's
+            job (the digits test pipeline does it).
         out_indices (Sequence[int]): Stages to output (0, 1, 2).
             Defaults to ``(2, )``.
         init_cfg (dict | list[dict], optional): Initialisation config.
@@ -106,9 +104,16 @@ class CifarResNet(BaseBackbone):
         self.out_channels = channels
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if self.in_channels == 1 and x.dim() == 4 and x.shape[1] == 3:
-            gray = x.new_tensor([0.25, 0.5, 0.25]).view(1, 3, 1, 1)
-            x = (x * gray).sum(dim=1, keepdim=True)
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            # int(): under jit tracing (mmengine's FLOP counter) the sizes
+            # are tensors
+            shape = tuple(int(size) for size in x.shape)
+            raise ValueError(
+                f'CifarResNet(in_channels={self.in_channels}) got input of '
+                f'shape {shape}; it takes (N, {self.in_channels}, '
+                f'H, W). Convert the images in the data pipeline (e.g. '
+                f'RandomGrayscale(prob=1.0, keep_channels=False) for a '
+                f'1-channel network, as the digits test pipeline does).')
         x = self.stem(x)
         outs = []
         for i, stage in enumerate(self.stages):

@@ -6,11 +6,8 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 
 from ..utils import ETFClassifier
+from ..utils.etf_classifier import remap_legacy_keys
 from .normalized_cls_head import NormalizedClsHead
-
-# Keys of checkpoints saved before ETFHead held an ETFClassifier.
-_LEGACY_KEYS = ('etf_vectors', 'bn.', 'proj.')
-
 
 @MODELS.register_module()
 class ETFHead(NormalizedClsHead):
@@ -85,8 +82,5 @@ class ETFHead(NormalizedClsHead):
         return self.classifier.etf_vectors
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for key in list(state_dict):
-            rest = key[len(prefix):]
-            if key.startswith(prefix) and rest.startswith(_LEGACY_KEYS):
-                state_dict[prefix + 'classifier.' + rest] = state_dict.pop(key)
+        remap_legacy_keys(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

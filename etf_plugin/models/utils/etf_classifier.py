@@ -9,6 +9,9 @@ from etf_plugin.functional.etf import (ETF_GRAM_TOLERANCE, check_etf_shape,
                                        etf_gram_error, simplex_etf)
 from .normalized_classifier import NormalizedClassifier
 
+# Keys of checkpoints saved before the heads held an ETFClassifier.
+_LEGACY_KEYS = ('etf_vectors', 'bn.', 'proj.')
+
 
 class ETFClassifier(NormalizedClassifier):
     """Fixed simplex-ETF classifier with an optional learnable neck.
@@ -75,6 +78,24 @@ class ETFClassifier(NormalizedClassifier):
         if key in state_dict:
             check_loaded_etf(state_dict[key], self.etf_vectors, key)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def remap_legacy_keys(state_dict: dict, prefix: str) -> None:
+    """Move, in place, the keys ``prefix + ('etf_vectors' | 'bn.*' |
+    'proj.*')`` of checkpoints saved before a head held its
+    :class:`ETFClassifier` to ``prefix + 'classifier.' + ...``.
+
+    Called from the ``_load_from_state_dict`` of a module whose
+    ``classifier`` is an ``ETFClassifier`` (``ETFHead``, the RoI predictor).
+
+    Args:
+        state_dict (dict): The state dict being loaded.
+        prefix (str): The module's prefix in it.
+    """
+    for key in list(state_dict):
+        rest = key[len(prefix):]
+        if key.startswith(prefix) and rest.startswith(_LEGACY_KEYS):
+            state_dict[prefix + 'classifier.' + rest] = state_dict.pop(key)
 
 
 def check_loaded_etf(loaded: torch.Tensor, built: torch.Tensor,
