@@ -381,6 +381,9 @@ def main():
           f'{med[2]:.2f} (target <= 0.6); metrics equal to '
           f'{worst:.1e} (target <= 1e-6): '
           f'{"ok" if med[2] <= 0.6 and worst <= 1e-6 else "MISSED"}')
+    print(f'  per epoch, amortised: interval=1 adds {med[0]:.1%}, interval=10 '
+          f'{med[0] / 10:.1%} (one-pass); two-pass: {med[1]:.1%} and '
+          f'{med[1] / 10:.1%}')
     rest = statistics.median(m[0] - m[1] for m in one)
     print(f'  per measurement independent of N: {rest:.2f} s (compute, '
           f'record, figure); passes over the data: one-pass '

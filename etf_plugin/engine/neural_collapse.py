@@ -1,17 +1,24 @@
 """Streaming neural-collapse statistics of a model over a dataloader: the one
 loop that ``NeuralCollapseHook`` and ``tools/analysis/nc_eval.py`` share."""
 import contextlib
+import copy
 import sys
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+import warnings
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.dist import all_reduce, get_dist_info, is_main_process
 from mmengine.logging import print_log
+from mmengine.registry import DATASETS
+from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 from torch import nn
 
+from etf_plugin.datasets.samplers import SubsetSampler
+from etf_plugin.datasets.utils import innermost_dataset_cfg
 from etf_plugin.functional import NCAccumulator
-from etf_plugin.models.utils.features import StageFeatures
+from etf_plugin.models.utils.features import StageFeatures, backbone_stage
+from etf_plugin.utils import classifier_of, num_classes_of
 
 # Default budget, per rank, for the classifier-stage features kept from the
 # statistics pass for NC4 (MiB).
@@ -178,3 +185,127 @@ def _reduce(model, accumulators: Dict[str, NCAccumulator],
         for stat in accumulators[stage].statistics():
             all_reduce(stat, op='sum')
     return accumulators
+
+
+def train_set_with_test_pipeline(cfg) -> Optional[dict]:
+    """The ``train_dataloader`` config with the test (or val) pipeline put
+    in its innermost dataset, so that wrappers (``LongTailDataset``, ...)
+    keep the training subset and its shot groups; None without one."""
+    train = cfg.get('train_dataloader')
+    if not isinstance(train, dict) or not isinstance(
+            train.get('dataset'), dict):
+        return None
+    train = copy.deepcopy(train)
+    test = cfg.get('test_dataloader') or cfg.get('val_dataloader')
+    test_dataset = innermost_dataset_cfg(test['dataset']) if isinstance(
+        test, dict) and isinstance(test.get('dataset'), dict) else None
+    if test_dataset is None or 'pipeline' not in test_dataset:
+        warnings.warn('Neural collapse: no test or val pipeline in the '
+                      'config, so the training pipeline is used.')
+    else:
+        innermost_dataset_cfg(train['dataset'])['pipeline'] = copy.deepcopy(
+            test_dataset['pipeline'])
+    return train
+
+
+def build_nc_dataloader(loader_cfg: dict,
+                        max_samples: Optional[int] = None,
+                        subset_seed: int = 0,
+                        seed: Optional[int] = None,
+                        dataset=None):
+    """A dataloader for NC statistics: every sample (or a fixed random
+    subset of ``max_samples``, drawn with ``subset_seed``, the same on
+    every call) seen by exactly one rank, the last batch included.
+
+    Args:
+        loader_cfg (dict): A dataloader config; its sampler is replaced by
+            :class:`~etf_plugin.datasets.SubsetSampler`.
+        max_samples (int, optional): Size of the subset. Defaults to all.
+        subset_seed (int): Seed of the subset. Defaults to 0.
+        seed (int, optional): Seed of the loader's workers.
+        dataset (optional): A built dataset to use instead of
+            ``loader_cfg['dataset']``.
+    """
+    cfg = copy.deepcopy(dict(loader_cfg))
+    if dataset is None:
+        dataset = cfg['dataset']
+        if isinstance(dataset, dict):
+            dataset = DATASETS.build(dataset)
+    if hasattr(dataset, 'full_init'):
+        dataset.full_init()
+    cfg.pop('batch_sampler', None)
+    cfg.update(
+        drop_last=False,  # every sample counts, the last batch included
+        dataset=dataset,
+        sampler=SubsetSampler(len(dataset), max_samples, subset_seed))
+    return Runner.build_dataloader(cfg, seed=seed)
+
+
+def default_stages(model: nn.Module) -> List[str]:
+    """Every stage :func:`collect_nc_statistics` can read, in depth order:
+    each backbone stage, the neck (if any) and ``'pre_logits'``."""
+    stages = []
+    for index in range(1000):
+        try:
+            backbone_stage(model.backbone, index)
+        except ValueError:
+            break
+        stages.append(f'backbone.{index}')
+    if getattr(model, 'neck', None) is not None:
+        stages.append('neck')
+    return stages + ['pre_logits']
+
+
+def evaluate_neural_collapse(model: nn.Module,
+                             loaders: Dict[str, Iterable],
+                             stages: Sequence[str],
+                             class_counts: Optional[Sequence[int]] = None,
+                             many_thr: float = 100,
+                             few_thr: float = 20,
+                             nc4_cache_mb: Optional[float] = NC4_CACHE_MB,
+                             logger: str = 'current') -> Dict[str, dict]:
+    """The NC metrics of every stage on every split, one forward pass per
+    batch for all stages.
+
+    The classifier metrics, NC3 and NC4 are computed at ``'pre_logits'``
+    (the features the classifier sees) when the head has a classifier
+    (``etf_plugin.utils.classifier_of``); the shot-group metrics with
+    ``class_counts``.
+
+    Args:
+        model (nn.Module): An (unwrapped) ``ImageClassifier``.
+        loaders (dict): Split name -> dataloader (every sample on exactly
+            one rank, e.g. from :func:`build_nc_dataloader`).
+        stages (Sequence[str]): Stage names.
+        class_counts (Sequence[int], optional): Training samples per class.
+        many_thr (float): Many-shot threshold. Defaults to 100.
+        few_thr (float): Few-shot threshold. Defaults to 20.
+        nc4_cache_mb (float, optional): See :func:`collect_nc_statistics`.
+        logger (str): Logger of the progress lines.
+
+    Returns:
+        dict: ``{split: {stage: metrics}}``, each ``metrics`` as
+        :meth:`~etf_plugin.functional.NCAccumulator.compute` returns it,
+        plus ``dim`` (the feature size).
+    """
+    classifier, bias = classifier_of(model.head)
+    num_classes = num_classes_of(model)
+    was_training = model.training
+    model.eval()
+    results = {}
+    try:
+        for split, loader in loaders.items():
+            with torch.no_grad():
+                accumulators, _ = collect_nc_statistics(
+                    model, loader, stages, num_classes, classifier, bias,
+                    nc4_cache_mb=nc4_cache_mb, logger=logger)
+            results[split] = {}
+            for stage in stages:
+                accumulator = accumulators[stage]
+                weight = classifier if stage == 'pre_logits' else None
+                metrics = accumulator.compute(weight, class_counts, many_thr,
+                                              few_thr)
+                results[split][stage] = dict(dim=accumulator.dim, **metrics)
+    finally:
+        model.train(was_training)
+    return results

@@ -1,5 +1,4 @@
 """Measure neural collapse during training and log, save and plot it."""
-import copy
 import os
 import os.path as osp
 import time
@@ -9,16 +8,14 @@ from typing import Optional, Sequence
 import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.registry import DATASETS
-from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS
 
 from etf_plugin.datasets.class_counts import ClassCountsConsumer
-from etf_plugin.datasets.samplers import SubsetSampler
-from etf_plugin.datasets.utils import innermost_dataset_cfg
-from etf_plugin.functional import NCAccumulator
 from etf_plugin.engine.neural_collapse import (NC4_CACHE_MB,
-                                              collect_nc_statistics)
+                                              build_nc_dataloader,
+                                              collect_nc_statistics,
+                                              train_set_with_test_pipeline)
+from etf_plugin.functional import NCAccumulator
 from etf_plugin.models.utils.features import check_feature_stage
 from etf_plugin.utils import classifier_of, num_classes_of, unwrap_model
 from etf_plugin.visualization import (latest_record_per_iter, load_nc_records,
@@ -239,7 +236,7 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
             return self._dataloader
         cfg = self.dataloader_cfg
         if cfg is None:
-            cfg = _train_set_with_test_pipeline(runner.cfg)
+            cfg = train_set_with_test_pipeline(runner.cfg)
         if cfg is None:
             warnings.warn(
                 'NeuralCollapseHook: the runner has no train_dataloader '
@@ -250,18 +247,10 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
             cfg = dict(
                 batch_size=runner.train_dataloader.batch_size, num_workers=0)
         else:
-            cfg = copy.deepcopy(cfg)
-            dataset = cfg['dataset']
-            if isinstance(dataset, dict):
-                dataset = DATASETS.build(dataset)
-        if hasattr(dataset, 'full_init'):
-            dataset.full_init()
-        cfg.pop('batch_sampler', None)
-        cfg.update(
-            drop_last=False,  # every sample counts, the last batch included
-            dataset=dataset,
-            sampler=SubsetSampler(len(dataset), self.max_samples, self.seed))
-        self._dataloader = Runner.build_dataloader(cfg, seed=runner.seed)
+            dataset = None
+        self._dataloader = build_nc_dataloader(
+            cfg, self.max_samples, self.seed, seed=runner.seed,
+            dataset=dataset)
         return self._dataloader
 
     def _log(self, runner, metrics: dict, epoch: int,
@@ -313,25 +302,6 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
                 f'NeuralCollapseHook: the NC figure was not drawn ({error!r});'
                 f' the records are in {json_file}. Set plot_file=None to '
                 f'skip the figure.')
-
-
-def _train_set_with_test_pipeline(cfg) -> Optional[dict]:
-    """The train dataloader config with the test (or val) pipeline."""
-    train = cfg.get('train_dataloader')
-    if not isinstance(train, dict) or not isinstance(
-            train.get('dataset'), dict):
-        return None
-    train = copy.deepcopy(train)
-    test = cfg.get('test_dataloader') or cfg.get('val_dataloader')
-    test_dataset = innermost_dataset_cfg(test['dataset']) if isinstance(
-        test, dict) and isinstance(test.get('dataset'), dict) else None
-    if test_dataset is None or 'pipeline' not in test_dataset:
-        warnings.warn('NeuralCollapseHook: no test or val pipeline in the '
-                      'config, so the training pipeline is used.')
-    else:
-        innermost_dataset_cfg(train['dataset'])['pipeline'] = copy.deepcopy(
-            test_dataset['pipeline'])
-    return train
 
 
 def _figure_to_rgb(figure):
