@@ -5,6 +5,7 @@ on several splits, in one forward pass per batch.
     python tools/analysis/nc_eval.py CONFIG CHECKPOINT
         [--split train val test] [--stages backbone.1 backbone.2 pre_logits]
         [--max-samples N] [--seed S] [--batch-size B] [--out-dir DIR]
+        [--work-dir DIR]
         [--many-thr T] [--few-thr T] [--nc4-cache-mb MB]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
     tools/dist_nc_eval.sh CONFIG CHECKPOINT GPUS [the arguments above]
@@ -93,8 +94,8 @@ def parse_args():
     parser.add_argument('--batch-size', type=int, help='batch size')
     parser.add_argument(
         '--out-dir',
-        help='where nc_eval.json/.png go (default: '
-        'work_dirs/nc_eval/<config name>)')
+        help='where nc_eval.json/.png go (default: the work dir, '
+        'work_dirs/nc_eval/<config name> unless --work-dir)')
     parser.add_argument('--many-thr', type=float, help='many-shot: more '
                         'training samples than this')
     parser.add_argument('--few-thr', type=float, help='few-shot: fewer '
@@ -166,9 +167,10 @@ def print_table(results):
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
-    out_dir = args.out_dir or osp.join(
+    # The Runner's logs go to the work dir, the results to --out-dir.
+    cfg.work_dir = args.work_dir or osp.join(
         'work_dirs', 'nc_eval', osp.splitext(osp.basename(args.config))[0])
-    cfg.work_dir = out_dir
+    out_dir = args.out_dir or cfg.work_dir
     cfg.load_from = None
     cfg.resume = False
     cfg = finish(cfg, args)
