@@ -17,7 +17,7 @@ from torch import nn
 from etf_plugin.datasets.samplers import SubsetSampler
 from etf_plugin.datasets.utils import innermost_dataset_cfg
 from etf_plugin.functional import NCAccumulator
-from etf_plugin.models.utils.features import StageFeatures, backbone_stage
+from etf_plugin.models.utils.features import StageFeatures, backbone_stages
 from etf_plugin.utils import classifier_of, num_classes_of
 
 # Default budget, per rank, for the classifier-stage features kept from the
@@ -244,13 +244,9 @@ def build_nc_dataloader(loader_cfg: dict,
 def default_stages(model: nn.Module) -> List[str]:
     """Every stage :func:`collect_nc_statistics` can read, in depth order:
     each backbone stage, the neck (if any) and ``'pre_logits'``."""
-    stages = []
-    for index in range(1000):
-        try:
-            backbone_stage(model.backbone, index)
-        except ValueError:
-            break
-        stages.append(f'backbone.{index}')
+    stages = [
+        f'backbone.{i}' for i in range(len(backbone_stages(model.backbone)))
+    ]
     if getattr(model, 'neck', None) is not None:
         stages.append('neck')
     return stages + ['pre_logits']

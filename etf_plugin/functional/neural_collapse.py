@@ -427,7 +427,8 @@ def _pairwise_cdnv(means: torch.Tensor,
 
 def _upper_mean(pairwise: torch.Tensor) -> float:
     """Mean of a symmetric matrix over its pairs ``k < k'``."""
-    rows, cols = torch.triu_indices(*pairwise.shape, offset=1)
+    rows, cols = torch.triu_indices(
+        *pairwise.shape, offset=1, device=pairwise.device)
     return pairwise[rows, cols].mean().item()
 
 

@@ -46,6 +46,7 @@ import mmengine
 import torch
 from mmengine.config import Config
 from mmengine.dist import get_world_size, is_main_process
+from mmengine.registry import DATASETS
 from mmengine.runner import Runner
 
 import etf_plugin  # noqa: F401  (registers the plugin's modules)
@@ -190,12 +191,20 @@ def main():
                 loader_cfg, args.max_samples, args.seed, seed=runner.seed)
         counts = (checkpoint.get('meta') or {}).get(CHECKPOINT_KEY)
         counts_from = 'checkpoint'
-        if counts is None and cfg.get('train_dataloader'):
-            train = loaders.get('train') or build_nc_dataloader(
-                cfgs.get('train') or train_set_with_test_pipeline(cfg))
-            counts = training_class_counts(train.dataset,
+        if counts is None and 'train' in loaders:
+            counts = training_class_counts(loaders['train'].dataset,
                                            num_classes).tolist()
             counts_from = 'training set of the config'
+        elif counts is None and cfg.get('train_dataloader'):
+            try:
+                dataset = DATASETS.build(cfg.train_dataloader.dataset)
+                counts = training_class_counts(dataset, num_classes).tolist()
+                counts_from = 'training set of the config'
+            except Exception as error:  # noqa: BLE001
+                runner.logger.warning(
+                    f'No shot-group metrics: the checkpoint has no class '
+                    f'counts and the training set does not build '
+                    f'({error!r}).')
         if counts is None:
             counts_from = 'none (no shot-group metrics)'
         many_thr, few_thr = shot_thresholds(cfg, args)

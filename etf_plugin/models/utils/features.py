@@ -1,7 +1,7 @@
 """Features of a classifier at named stages: the one feature extractor of
 the measurement hooks and the analysis tools."""
 import re
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -36,25 +36,33 @@ def check_feature_stage(stage: str) -> str:
     return stage
 
 
-def backbone_stage(backbone: nn.Module, index: int) -> nn.Module:
-    """The ``index``-th stage of a backbone: ``res_layers`` (MMPretrain's
-    ResNets), ``stages`` (``CifarResNet``, ConvNeXt, Swin) or ``layers`` (a
-    ViT's encoder layers)."""
+def backbone_stages(backbone: nn.Module) -> List[nn.Module]:
+    """The stages of a backbone, in depth order: ``res_layers``
+    (MMPretrain's ResNets), ``stages`` (``CifarResNet``, ConvNeXt, Swin) or
+    ``layers`` (a ViT's encoder layers); empty if it has none of them."""
     for attr in BACKBONE_STAGE_LISTS:
         stages = getattr(backbone, attr, None)
         if attr == 'res_layers' and isinstance(stages, (list, tuple)):
             stages = [getattr(backbone, name) for name in stages]
         if isinstance(stages, (nn.ModuleList, list, tuple)) and stages:
-            if not 0 <= index < len(stages):
-                raise ValueError(
-                    f'backbone.{index}: {type(backbone).__name__} has '
-                    f'{len(stages)} stages (backbone.0 ... '
-                    f'backbone.{len(stages) - 1}).')
-            return stages[index]
-    raise ValueError(
-        f'backbone.{index}: {type(backbone).__name__} has none of '
-        f'{BACKBONE_STAGE_LISTS}; name the module instead (e.g. '
-        f'"backbone.layer3"; see model.named_modules()).')
+            return list(stages)
+    return []
+
+
+def backbone_stage(backbone: nn.Module, index: int) -> nn.Module:
+    """The ``index``-th of :func:`backbone_stages`, or a ``ValueError``
+    naming what exists."""
+    stages = backbone_stages(backbone)
+    if not stages:
+        raise ValueError(
+            f'backbone.{index}: {type(backbone).__name__} has none of '
+            f'{BACKBONE_STAGE_LISTS}; name the module instead (e.g. '
+            f'"backbone.layer3"; see model.named_modules()).')
+    if not 0 <= index < len(stages):
+        raise ValueError(
+            f'backbone.{index}: {type(backbone).__name__} has {len(stages)} '
+            f'stages (backbone.0 ... backbone.{len(stages) - 1}).')
+    return stages[index]
 
 
 def pool_features(output, cls_token: bool = False) -> torch.Tensor:
