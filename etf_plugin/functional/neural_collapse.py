@@ -465,8 +465,11 @@ def _geometry(vectors: torch.Tensor, suffix: str) -> Dict[str, float]:
     distances; the effective rank for the class means (``suffix=''``)."""
     num_classes = len(vectors)
     norms = vectors.norm(dim=1)
-    cos = _off_diagonal_cos(vectors)
     gram = vectors @ vectors.T
+    # the cosines from the same K x K x d product (a zero row gets 0)
+    off_diagonal = ~torch.eye(
+        num_classes, dtype=torch.bool, device=vectors.device)
+    cos = (gram / torch.outer(norms, norms).clamp_min(1e-300))[off_diagonal]
     simplex = torch.eye(num_classes, dtype=gram.dtype, device=gram.device)
     simplex = (simplex - 1.0 / num_classes) / math.sqrt(num_classes - 1)
     result = {
@@ -479,11 +482,16 @@ def _geometry(vectors: torch.Tensor, suffix: str) -> Dict[str, float]:
         f'nc2_etf_dist{suffix}':
         (_frobenius_normalised(gram) - simplex).norm().item(),
     }
-    # ||P X||_* with X = vectors / ||vectors||_F (module docstring). The
-    # singular values come from an SVD, not from the Gram's eigenvalues,
-    # whose square roots would put an error of sqrt(eps) on the zero ones
-    # and a distance of 1e-4 on an exact ETF.
-    singular = torch.linalg.svdvals(vectors - vectors.mean(0))
+    # ||P X||_* with X = vectors / ||vectors||_F (module docstring): the
+    # singular values of the row-centred vectors, from the eigenvalues of
+    # their Gram P G P (O(K^3), no SVD of the K x d matrix). Eigenvalues at
+    # its rounding level (the structural zero of the centring, and any
+    # direction with no spread) count as zero.
+    centred_gram = (gram - gram.mean(0, keepdim=True) -
+                    gram.mean(1, keepdim=True) + gram.mean())
+    eig = torch.linalg.eigvalsh(centred_gram)
+    rounding = 10 * num_classes * torch.finfo(eig.dtype).eps * eig[-1]
+    singular = torch.where(eig > rounding, eig, 0).sqrt()
     if vectors.shape[1] >= num_classes - 1:
         nuclear = singular.sum() / vectors.norm().clamp_min(1e-300)
         result[f'nc2_nearest_etf_dist{suffix}'] = (
