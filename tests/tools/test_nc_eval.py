@@ -63,6 +63,7 @@ def model_zoo_checkpoint(model_cfg, path):
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', list(MODELS))
 def test_any_head_with_a_foreign_checkpoint(tmp_path, monkeypatch, name):
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs',
