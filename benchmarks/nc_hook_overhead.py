@@ -53,26 +53,26 @@ _ARGS = sys.argv[1:]
 if 'cuda' not in [v for k, v in zip(_ARGS, _ARGS[1:]) if k == '--device']:
     os.environ['CUDA_VISIBLE_DEVICES'] = ''
 
-import argparse
-import copy
-import statistics
-import tempfile
-import threading
-import time
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
 
-import numpy as np
-import torch
-from mmengine.config import Config
-from mmengine.hooks import Hook
-from mmengine.runner import Runner
-from mmpretrain.datasets import BaseDataset
-from mmpretrain.registry import DATASETS
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.hooks import Hook  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+from mmpretrain.datasets import BaseDataset  # noqa: E402
+from mmpretrain.registry import DATASETS  # noqa: E402
 
-import etf_plugin  # noqa: F401  (registers the plugin)
-import etf_plugin.engine.neural_collapse as nc_module
-from etf_plugin.engine.hooks import NeuralCollapseHook
-from etf_plugin.functional import NCAccumulator
-from etf_plugin.models.utils.features import extract_features
+import etf_plugin  # noqa: F401,E402  (registers the plugin)
+import etf_plugin.engine.neural_collapse as nc_module  # noqa: E402
+from etf_plugin.engine.hooks import NeuralCollapseHook  # noqa: E402
+from etf_plugin.functional import NCAccumulator  # noqa: E402
+from etf_plugin.models.utils.features import extract_features  # noqa: E402
 
 CONFIG = 'configs/resnet50_imagenetlt_etf.py'
 NUM_CLASSES = 1000
@@ -416,7 +416,8 @@ def main():
 def max_abs_difference(first: dict, second: dict) -> float:
     """Largest absolute difference of two metric dicts (same keys)."""
     if first.keys() != second.keys():
-        raise AssertionError(f'different metrics: {first.keys() ^ second.keys()}')
+        raise AssertionError(
+            f'different metrics: {first.keys() ^ second.keys()}')
     return max(
         abs(first[k] - second[k]) for k in first
         if isinstance(first[k], (int, float)))

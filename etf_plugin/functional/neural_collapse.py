@@ -231,8 +231,9 @@ class NCAccumulator:
 
     def statistics(self) -> List[torch.Tensor]:
         """The tensors :meth:`update` accumulates (counts, class sums, second
-        moment, squared norms), to be summed in place over ranks by the caller after the
-        last :meth:`update`, e.g. with ``mmengine.dist.all_reduce``. Every
+        moment, squared norms), to be summed in place over ranks by the
+        caller after the last :meth:`update`, e.g. with
+        ``mmengine.dist.all_reduce``. Every
         sample must be seen by exactly one rank (a sampler without padding),
         or duplicates are counted twice."""
         return [self.counts, self.sums, self.second_moment, self.sq_norms]
