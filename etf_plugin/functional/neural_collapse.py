@@ -201,7 +201,8 @@ class NCAccumulator:
                    features: torch.Tensor,
                    classifier: torch.Tensor,
                    bias: Optional[torch.Tensor] = None) -> None:
-        """Second pass: count NCC-vs-classifier disagreements on a batch.
+        """Count NCC-vs-classifier disagreements (NC4) on a batch of the
+        measured features (kept from :meth:`update`'s pass or recomputed).
 
         Uses the class means of everything :meth:`update` has seen, so call it
         only once those are final (after summing :meth:`statistics` over
@@ -240,7 +241,7 @@ class NCAccumulator:
 
     def ncc_statistics(self) -> List[torch.Tensor]:
         """The tensors :meth:`update_ncc` accumulates, to be summed over
-        ranks after the second pass."""
+        ranks after its last call."""
         return [self.ncc_mismatches, self.ncc_samples]
 
     def _check_classifier(self, classifier: torch.Tensor) -> torch.Tensor:
