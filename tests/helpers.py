@@ -98,3 +98,20 @@ def final_metrics(log, phase):
         for key, value in re.findall(r'((?:accuracy|lt)/\w+): ([\d.]+)',
                                      lines[-1])
     }
+
+
+def init_gloo(rank, world_size, port):
+    """Join a gloo process group of ``world_size`` local processes (in a
+    worker that ``torch.multiprocessing.spawn`` started)."""
+    import torch.distributed as torch_dist
+    os.environ['MASTER_ADDR'] = '127.0.0.1'
+    os.environ['MASTER_PORT'] = str(port)
+    torch_dist.init_process_group('gloo', rank=rank, world_size=world_size)
+
+
+def default_sampler_shard(items, rank, world_size):
+    """The items rank ``rank`` sees under MMEngine's ``DefaultSampler``
+    (``shuffle=False, round_up=True``): padded by repeating the start to a
+    multiple of ``world_size``, then interleaved."""
+    total = -(-len(items) // world_size) * world_size
+    return (list(items) * 2)[:total][rank:total:world_size]

@@ -1,5 +1,4 @@
 import json
-import os
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from mmengine.evaluator import Evaluator
 from mmpretrain.registry import METRICS
 from mmpretrain.structures import DataSample
 
-from helpers import free_port
+from helpers import default_sampler_shard, free_port, init_gloo
 from etf_plugin.evaluation import LongTailAccuracy
 
 # Hand-made case. Training counts [150, 50, 5]: class 0 many-shot, class 1
@@ -150,17 +149,11 @@ def random_case(seed=0, num=101, num_classes=7):
 
 
 def distributed_worker(rank, world_size, port, out_path):
-    os.environ['MASTER_ADDR'] = '127.0.0.1'
-    os.environ['MASTER_PORT'] = str(port)
-    torch_dist.init_process_group('gloo', rank=rank, world_size=world_size)
+    init_gloo(rank, world_size, port)
     try:
         gt, scores, counts = random_case()
         data = samples(gt, scores)
-        # DefaultSampler(round_up=True) sharding: pad by repeating the start,
-        # then interleave.
-        total = -(-len(data) // world_size) * world_size
-        padded = (data * 2)[:total]
-        shard = padded[rank:total:world_size]
+        shard = default_sampler_shard(data, rank, world_size)
         metric = LongTailAccuracy(
             topk=(1, 3), class_counts=counts, per_class=True)
         for start in range(0, len(shard), 8):

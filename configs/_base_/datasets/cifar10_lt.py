@@ -24,6 +24,10 @@ val_dataloader = dict(batch_size=256, num_workers=4)
 val_evaluator = [
     dict(type='Accuracy', topk=(1, )),
     dict(type='LongTailAccuracy', topk=(1, )),
+    # Calibration per shot group and the accuracy under shifted test label
+    # distributions (docs/long_tail_eval.md).
+    dict(type='LongTailCalibration'),
+    dict(type='LabelShiftAccuracy'),
 ]
 
 test_dataloader = val_dataloader

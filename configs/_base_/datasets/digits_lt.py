@@ -50,9 +50,14 @@ val_dataloader = dict(
 # Shot groups scaled to a 124-image head class: many > 50 (2 classes at ratio
 # 0.01), medium 10-50 (3), few < 10 (5), counted from the training set the
 # run uses (ClassCountsHook), so they follow --cfg-options changes of it.
+# Beside the accuracies: calibration (ECE/MCE over 15 bins, NLL) per shot
+# group, and the accuracy under forward/backward long-tailed test label
+# distributions (docs/long_tail_eval.md).
 val_evaluator = [
     dict(type='Accuracy', topk=(1, )),
     dict(type='LongTailAccuracy', many_thr=50, few_thr=10),
+    dict(type='LongTailCalibration', many_thr=50, few_thr=10),
+    dict(type='LabelShiftAccuracy'),
 ]
 
 test_dataloader = val_dataloader

@@ -45,6 +45,10 @@ val_dataloader = dict(
 val_evaluator = [
     dict(type='Accuracy', topk=(1, 5)),
     dict(type='LongTailAccuracy', topk=(1, 5)),
+    # Calibration per shot group and the accuracy under shifted test label
+    # distributions (docs/long_tail_eval.md).
+    dict(type='LongTailCalibration'),
+    dict(type='LabelShiftAccuracy'),
 ]
 
 # The val loader on the test list.
