@@ -18,8 +18,9 @@ from etf_plugin.engine.neural_collapse import (NC4_CACHE_MB,
 from etf_plugin.functional import NCAccumulator
 from etf_plugin.models.utils.features import check_feature_stage
 from etf_plugin.utils import classifier_of, num_classes_of, unwrap_model
-from etf_plugin.visualization import (latest_record_per_iter, load_nc_records,
-                                      nc_curves_figure, save_nc_records)
+from etf_plugin.visualization import (figure_to_rgb, latest_record_per_iter,
+                                      load_nc_records, nc_curves_figure,
+                                      save_nc_records)
 
 
 @HOOKS.register_module()
@@ -295,17 +296,10 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
                 x_key='epoch' if by_epoch else 'iter',
                 num_classes=num_classes)
             figure.savefig(osp.join(runner.work_dir, self.plot_file), dpi=100)
-            runner.visualizer.add_image('nc_curves', _figure_to_rgb(figure),
+            runner.visualizer.add_image('nc_curves', figure_to_rgb(figure),
                                         step=step)
         except Exception as error:  # noqa: BLE001
             runner.logger.warning(
                 f'NeuralCollapseHook: the NC figure was not drawn ({error!r});'
                 f' the records are in {json_file}. Set plot_file=None to '
                 f'skip the figure.')
-
-
-def _figure_to_rgb(figure):
-    """A matplotlib figure as an ``(H, W, 3)`` uint8 array."""
-    import numpy as np
-    figure.canvas.draw()
-    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
