@@ -230,18 +230,23 @@ def test_update_leaves_the_thread_count_alone():
         torch.set_num_threads(2)
         accumulator = NCAccumulator(5, 8)
         seen = []
-        original = torch.Tensor.addmm_
+        originals = {name: getattr(torch.Tensor, name)
+                     for name in ('addmm_', 'scatter_add_')}
 
-        def spy(self, *args, **kwargs):
-            seen.append(torch.get_num_threads())
-            return original(self, *args, **kwargs)
+        def spy(name):
+            def method(self, *args, **kwargs):
+                seen.append(torch.get_num_threads())
+                return originals[name](self, *args, **kwargs)
+            return method
 
-        torch.Tensor.addmm_ = spy
+        for name in originals:
+            setattr(torch.Tensor, name, spy(name))
         try:
             accumulator.update(torch.randn(4, 8), torch.tensor([0, 1, 2, 3]))
         finally:
-            torch.Tensor.addmm_ = original
-        assert seen == [2] and torch.get_num_threads() == 2
+            for name, method in originals.items():
+                setattr(torch.Tensor, name, method)
+        assert seen == [2, 2, 2] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 
