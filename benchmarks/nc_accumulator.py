@@ -5,10 +5,13 @@ float32 batches (one conversion to float64, one ``addmm_``): the part of the
 update no implementation can skip. ``update`` adds the counts and the class
 sums to it. Rows, per thread count:
 
-- ``update``: ``NCAccumulator.update`` (counts, class sums, second moment);
+- ``update``: ``NCAccumulator.update`` (counts, class sums, squared norms,
+  second moment) on the caller's threads;
+- ``update_1t``: the same on one CPU thread, as ``collect_nc_statistics``
+  (the hook and ``nc_eval.py``) runs it: its memory-bound passes open
+  parallel regions that stall on a loaded machine;
 - ``floor``: ``S += H^T H`` in float64, cast included;
-- for scale: the floor with the cast run on one thread (as ``update``
-  does: on a loaded machine the cast's parallel region stalls), the same
+- for scale: the floor with the cast run on one thread, the same
   product in float32 (not accurate enough for NC1, see the accumulator's
   docstring) and ``update_ncc`` (the NC4 second pass, whose own cost is
   two ``B x d x K`` products).
@@ -34,6 +37,7 @@ import time
 import torch
 from _timing import abba, interleaved_times, median_ratio, paired_ratio
 
+from etf_plugin.engine.neural_collapse import one_cpu_thread
 from etf_plugin.functional import NCAccumulator
 
 
@@ -70,6 +74,7 @@ def measure(args, device, batches):
     count."""
     k, d = args.num_classes, args.dim
     accumulator = NCAccumulator(k, d, device=device)
+    accumulator_1t = NCAccumulator(k, d, device=device)
     floor64 = torch.zeros(d, d, dtype=torch.float64, device=device)
     floor64_b = torch.zeros(d, d, dtype=torch.float64, device=device)
     floor32 = torch.zeros(d, d, dtype=torch.float32, device=device)
@@ -78,6 +83,11 @@ def measure(args, device, batches):
     def run_update():
         for feats, labels in batches:
             accumulator.update(feats, labels)
+
+    def run_update_one_thread():
+        with one_cpu_thread(device):
+            for feats, labels in batches:
+                accumulator_1t.update(feats, labels)
 
     def run_floor():
         for feats, _ in batches:
@@ -104,7 +114,8 @@ def measure(args, device, batches):
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
 
-    rows = [('update', run_update), ('floor', run_floor),
+    rows = [('update', run_update), ('update_1t', run_update_one_thread),
+            ('floor', run_floor),
             ('serial_cast', run_floor_serial_cast), ('fp32', run_floor32)]
     for _, fn in rows:  # warm-up, and the same history for the check
         fn()
@@ -132,6 +143,7 @@ def main():
     samples = args.batches * args.batch_size
     labels = {
         'update': 'NCAccumulator.update',
+        'update_1t': 'NCAccumulator.update, one thread',
         'floor': 'floor: S += H^T H, fp64 (cast+addmm)',
         'serial_cast': '  (floor, cast on one thread)',
         'fp32': '  (S += H^T H in fp32)',
@@ -147,7 +159,8 @@ def main():
     for threads in args.threads:
         torch.set_num_threads(threads)
         times, identical, compute_s, state_mib = measure(args, device, batches)
-        for name in ('update', 'floor', 'serial_cast', 'fp32', 'ncc'):
+        for name in ('update', 'update_1t', 'floor', 'serial_cast', 'fp32',
+                     'ncc'):
             median = statistics.median(times[name])
             vs_floor = median_ratio(times[name], times['floor'])
             paired = ''
@@ -161,8 +174,8 @@ def main():
             f'threads={threads}: update S bit-identical to the floor\'s: '
             f'{identical}; compute() {compute_s:.2f} s')
     print('\n'.join(summary))
-    print(f'accumulator state: {state_mib:.1f} MiB (counts, sums, S in '
-          f'float64), independent of the number of samples')
+    print(f'accumulator state: {state_mib:.1f} MiB (counts, sums, S, '
+          f'squared norms in float64), independent of the number of samples')
 
 
 if __name__ == '__main__':

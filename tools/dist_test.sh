@@ -6,6 +6,7 @@
 # tools/test.py uses the gloo backend. If any process fails, torchrun stops
 # the others and this script exits non-zero; a hung or frozen process ends
 # the job after env_cfg.dist_cfg.timeout seconds (see tools/dist_train.sh).
+# TEST_SCRIPT runs another script with the same arguments (tools/dist_nc_eval.sh).
 set -euo pipefail
 
 if [ $# -lt 3 ]; then
@@ -28,7 +29,7 @@ PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
     --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" \
     --master_port="$PORT" \
-    "$(dirname "$0")/dist_worker.py" "$(dirname "$0")/test.py" \
+    "$(dirname "$0")/dist_worker.py" "${TEST_SCRIPT:-$(dirname "$0")/test.py}" \
     "$CONFIG" \
     "$CHECKPOINT" \
     --launcher pytorch "${@:4}"

@@ -43,7 +43,8 @@ def classifier_of(
     Args:
         head (nn.Module): A head with ``etf_vectors`` (``ETFHead``), with a
             ``class_weight()`` method (e.g. a cosine head, whose rows are
-            normalised), or with an ``nn.Linear`` ``fc`` (``LinearClsHead``).
+            normalised), or with an ``nn.Linear`` ``fc`` (``LinearClsHead``)
+            or ``layers.head`` (``VisionTransformerClsHead``).
 
     Returns:
         tuple: ``(weight (K, d), bias (K,) or None)``, or ``(None, None)``
@@ -56,6 +57,8 @@ def classifier_of(
     if callable(class_weight):
         return class_weight(), None
     fc = getattr(head, 'fc', None)
+    if not isinstance(fc, nn.Linear):  # VisionTransformerClsHead's name
+        fc = getattr(getattr(head, 'layers', None), 'head', None)
     if isinstance(fc, nn.Linear):
         return fc.weight, fc.bias
     return None, None

@@ -354,3 +354,27 @@ def test_a_figure_that_fails_to_draw_only_warns(tmp_path, monkeypatch):
     assert not (tmp_path / 'nc_curves.png').exists()
     log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
     assert 'the NC figure was not drawn' in log and 'no fonts here' in log
+
+
+def test_one_pass_equals_two_passes(tmp_path):
+    """NC4 on the features kept from the statistics pass is the two-pass
+    result; over the budget the hook takes the second pass itself."""
+    runner = Runner.from_cfg(
+        make_cfg(str(tmp_path), LINEAR_HEAD, max_epochs=1, plot_file=None))
+    results = {}
+    for name, budget in [('kept', 1024), ('two_passes', 0),
+                         ('over_budget', 0.01)]:  # 10 KiB: a few batches
+        hook = NeuralCollapseHook(nc4_cache_mb=budget, plot_file=None,
+                                  class_counts=[30] * 5 + [5] * 5)
+        results[name] = hook.measure(runner, epoch=0)
+        results[name + '_passes'] = hook.last_passes
+    assert results['kept_passes'] == 1
+    assert results['two_passes_passes'] == results['over_budget_passes'] == 2
+    one, two = results['kept'], results['two_passes']
+    assert one.keys() == two.keys() == results['over_budget'].keys()
+    assert {'nc4', 'cdnv', 'cdnv_few', 'nc1_svd'} <= one.keys()
+    assert 0 < one['nc4'] < 1  # an untrained model: a real count
+    for key, value in two.items():
+        if isinstance(value, float):
+            assert abs(one[key] - value) <= 1e-6, key
+            assert abs(results['over_budget'][key] - value) <= 1e-6, key

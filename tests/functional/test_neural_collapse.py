@@ -207,8 +207,9 @@ def test_update_statistics_equal_float64_definition():
     for lo, hi in [(0, 0), (0, 1), (1, 257), (257, 257), (257, 3000)]:
         accumulator.update(features[lo:hi], labels[lo:hi].int())
     h = features.double()
-    counts, sums, second_moment = accumulator.statistics()
-    assert counts.dtype == sums.dtype == second_moment.dtype == torch.float64
+    counts, sums, second_moment, sq_norms = accumulator.statistics()
+    assert counts.dtype == sums.dtype == second_moment.dtype == \
+        sq_norms.dtype == torch.float64
     assert counts.tolist() == torch.bincount(labels, minlength=7).tolist()
     expected_sums = torch.stack([h[labels == k].sum(0) for k in range(7)])
     expected_moment = sum(torch.outer(row, row) for row in h[:300]) + \
@@ -216,22 +217,36 @@ def test_update_statistics_equal_float64_definition():
     torch.testing.assert_close(sums, expected_sums, rtol=1e-13, atol=0)
     torch.testing.assert_close(
         second_moment, expected_moment, rtol=1e-13, atol=0)
+    expected_sq = torch.stack(
+        [h[labels == k].square().sum() for k in range(7)])
+    torch.testing.assert_close(sq_norms, expected_sq, rtol=1e-13, atol=0)
 
 
-def test_update_restores_the_thread_count():
-    # update() runs its memory-bound steps on one CPU thread; the caller's
-    # setting must come back, after an error too.
+def test_update_leaves_the_thread_count_alone():
+    # A pure-maths module: the thread policy is the caller's
+    # (etf_plugin.engine.neural_collapse.one_cpu_thread).
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
         accumulator = NCAccumulator(5, 8)
-        accumulator.update(torch.randn(4, 8), torch.tensor([0, 1, 2, 3]))
-        assert torch.get_num_threads() == 2
-        with pytest.raises(ValueError, match='num_classes'):
-            accumulator.update(torch.randn(4, 8), torch.tensor([0, 1, 2, 5]))
-        assert torch.get_num_threads() == 2
-        accumulator.update(torch.randn(0, 8), torch.zeros(0).long())
-        assert torch.get_num_threads() == 2
+        seen = []
+        originals = {name: getattr(torch.Tensor, name)
+                     for name in ('addmm_', 'scatter_add_')}
+
+        def spy(name):
+            def method(self, *args, **kwargs):
+                seen.append(torch.get_num_threads())
+                return originals[name](self, *args, **kwargs)
+            return method
+
+        for name in originals:
+            setattr(torch.Tensor, name, spy(name))
+        try:
+            accumulator.update(torch.randn(4, 8), torch.tensor([0, 1, 2, 3]))
+        finally:
+            for name, method in originals.items():
+                setattr(torch.Tensor, name, method)
+        assert seen == [2, 2, 2] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 

@@ -1,29 +1,26 @@
 """Measure neural collapse during training and log, save and plot it."""
-import copy
 import os
 import os.path as osp
-import sys
 import time
 import warnings
 from typing import Optional, Sequence
 
 import torch
-from mmengine.dist import all_reduce, get_dist_info, is_main_process
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.registry import DATASETS
-from mmengine.runner import Runner
-from mmengine.utils import ProgressBar
 from mmpretrain.registry import HOOKS
 
 from etf_plugin.datasets.class_counts import ClassCountsConsumer
-from etf_plugin.datasets.samplers import SubsetSampler
-from etf_plugin.datasets.utils import innermost_dataset_cfg
+from etf_plugin.engine.neural_collapse import (NC4_CACHE_MB,
+                                              build_nc_dataloader,
+                                              collect_nc_statistics,
+                                              train_set_with_test_pipeline)
 from etf_plugin.functional import NCAccumulator
-from etf_plugin.models.utils.features import (check_feature_stage,
-                                              extract_features)
+from etf_plugin.models.utils.features import check_feature_stage
 from etf_plugin.utils import classifier_of, num_classes_of, unwrap_model
-from etf_plugin.visualization import (latest_record_per_iter, load_nc_records,
-                                      nc_curves_figure, save_nc_records)
+from etf_plugin.visualization import (figure_to_rgb, latest_record_per_iter,
+                                      load_nc_records, nc_curves_figure,
+                                      save_nc_records)
 
 
 @HOOKS.register_module()
@@ -41,7 +38,9 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
       after its BN and L2 normalisation; for ``LinearClsHead``, the pooled
       feature);
     - ``'unnormalized'``: the head's feature before any L2 normalisation;
-    - ``'normalized'``: that feature L2-normalised, for every head alike.
+    - ``'normalized'``: that feature L2-normalised, for every head alike;
+    - ``'neck'``, ``'backbone.<i>'`` (the i-th backbone stage, pooled) or
+      any module name, as ``tools/analysis/nc_eval.py`` takes them.
 
     Compare methods with and without a normalising neck at ``'unnormalized'``
     or ``'normalized'``: normalisation alone changes NC1. The classifier is
@@ -52,8 +51,21 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
     metric. The many/medium/few groups use the training counts handed over
     by ``ClassCountsHook`` (``class_counts`` overrides them).
 
-    NC4 compares each sample with the *final* class means, so it costs a
-    second pass over the loader (``nc4=False`` skips it).
+    One pass over the loader. NC4 compares each sample with the *final*
+    class means: each rank keeps the features of its share of the statistics
+    pass, ``d`` numbers per sample as the model produced them (``4 d`` bytes
+    in float32; 8 KiB per sample at ``d = 2048``), on the model's device,
+    and counts NC4 on them once the means are summed over ranks, which gives
+    exactly the numbers of a second pass. Above ``nc4_cache_mb`` per rank it
+    frees them and takes that second pass instead (``nc4=False`` skips NC4).
+    The statistics themselves hold ``8 (2 K + K d + d^2)`` bytes, whatever
+    the data size.
+
+    Cost: a measurement is one eval-mode forward pass over the measured set
+    plus ``compute`` (``O(K d^2 + K^3)``). Bound it with ``max_samples`` (a
+    fixed random subset, the same at every measurement, so the curves stay
+    comparable) and ``interval``; docs/neural_collapse.md gives the measured
+    cost at ``interval`` 1 and 10.
 
     Each measurement is
 
@@ -83,8 +95,12 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
         stage (str): Where the features are taken, see above. Defaults to
             ``'pre_logits'``.
         max_samples (int, optional): Measure a fixed random subset of this
-            many samples (the same every time). Defaults to all.
-        nc4 (bool): Run the second pass for NC4. Defaults to True.
+            many samples (the same every time): the way to bound the cost of
+            a measurement on a large training set. Defaults to all.
+        nc4 (bool): Measure NC4. Defaults to True.
+        nc4_cache_mb (float, optional): Budget per rank, in MiB, for the
+            features kept for NC4; 0 always takes a second pass, None keeps
+            all. Defaults to 1024.
         class_counts (Sequence[int], optional): Training samples per class
             for the many/medium/few-shot metrics, instead of the run's.
         counts_file (str, optional): File with one count per line, instead.
@@ -107,6 +123,7 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
                  stage: str = 'pre_logits',
                  max_samples: Optional[int] = None,
                  nc4: bool = True,
+                 nc4_cache_mb: Optional[float] = NC4_CACHE_MB,
                  class_counts: Optional[Sequence[int]] = None,
                  counts_file: Optional[str] = None,
                  many_thr: float = 100,
@@ -117,6 +134,9 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
         if int(interval) != interval or interval < 1:
             raise ValueError(f'interval must be a positive integer, got '
                              f'{interval}.')
+        if nc4_cache_mb is not None and nc4_cache_mb < 0:
+            raise ValueError(f'nc4_cache_mb must be >= 0 or None, got '
+                             f'{nc4_cache_mb}.')
         if max_samples is not None and max_samples < 1:
             raise ValueError(f'max_samples must be positive or None, got '
                              f'{max_samples}.')
@@ -125,6 +145,8 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
         self.stage = check_feature_stage(stage)
         self.max_samples = max_samples
         self.nc4 = nc4
+        self.nc4_cache_mb = nc4_cache_mb
+        self.last_passes = 0  # passes over the loader of the last measure
         self.many_thr = many_thr
         self.few_thr = few_thr
         self.seed = seed
@@ -183,12 +205,8 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
         start = time.time()
         try:
             with torch.no_grad():
-                accumulator = self._accumulate(runner, model, loader,
-                                               model.head.num_classes,
-                                               classifier)
-                if self.nc4 and classifier is not None:
-                    self._accumulate_ncc(runner, model, loader, accumulator,
-                                         classifier, bias)
+                accumulator = self._collect(runner, model, loader, classifier,
+                                            bias)
         finally:
             model.train(was_training)
         counts = self.class_counts if self.has_class_counts else None
@@ -197,51 +215,29 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
         self._log(runner, metrics, epoch, seconds=time.time() - start)
         return metrics
 
-    def _accumulate(self, runner, model, loader, num_classes: int,
-                    classifier: Optional[torch.Tensor]) -> NCAccumulator:
-        """First pass: class sums and second moment, summed over ranks."""
-        accumulator = None
-        if classifier is not None:
-            accumulator = NCAccumulator(
-                num_classes, classifier.shape[1], device=classifier.device)
-        for data_batch in _progress(runner, loader, 'features'):
-            feats, labels = extract_features(model, data_batch, self.stage)
-            if accumulator is None:
-                accumulator = NCAccumulator(
-                    num_classes, feats.shape[1], device=feats.device)
-            accumulator.update(feats, labels)
-        if accumulator is None or get_dist_info()[1] > 1:
-            # A rank without a single batch still learns the feature size.
-            dim = torch.tensor([accumulator.dim if accumulator else 0])
-            all_reduce(dim, op='max')
-            if accumulator is None:
-                if dim.item() == 0:
-                    raise ValueError('The neural-collapse dataloader is '
-                                     'empty; check its dataset.')
-                accumulator = NCAccumulator(
-                    num_classes,
-                    dim.item(),
-                    device=next(model.parameters()).device)
-        for stat in accumulator.statistics():
-            all_reduce(stat, op='sum')
-        return accumulator
-
-    def _accumulate_ncc(self, runner, model, loader,
-                        accumulator: NCAccumulator, classifier: torch.Tensor,
-                        bias: Optional[torch.Tensor]) -> None:
-        """Second pass: NC4 against the final, all-reduced class means."""
-        for data_batch in _progress(runner, loader, 'NC4'):
-            feats, _ = extract_features(model, data_batch, self.stage)
-            accumulator.update_ncc(feats, classifier, bias)
-        for stat in accumulator.ncc_statistics():
-            all_reduce(stat, op='sum')
+    def _collect(self, runner, model, loader,
+                 classifier: Optional[torch.Tensor],
+                 bias: Optional[torch.Tensor]) -> NCAccumulator:
+        """The feature pass (two with NC4 over the cache budget): the
+        statistics summed over ranks, NC4 counted."""
+        accumulators, passes = collect_nc_statistics(
+            model,
+            loader, [self.stage],
+            model.head.num_classes,
+            classifier=classifier if self.nc4 else None,
+            bias=bias,
+            classifier_stage=self.stage,
+            nc4_cache_mb=self.nc4_cache_mb,
+            logger=runner.logger.instance_name)
+        self.last_passes = passes
+        return accumulators[self.stage]
 
     def _get_dataloader(self, runner):
         if self._dataloader is not None:
             return self._dataloader
         cfg = self.dataloader_cfg
         if cfg is None:
-            cfg = _train_set_with_test_pipeline(runner.cfg)
+            cfg = train_set_with_test_pipeline(runner.cfg)
         if cfg is None:
             warnings.warn(
                 'NeuralCollapseHook: the runner has no train_dataloader '
@@ -252,18 +248,10 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
             cfg = dict(
                 batch_size=runner.train_dataloader.batch_size, num_workers=0)
         else:
-            cfg = copy.deepcopy(cfg)
-            dataset = cfg['dataset']
-            if isinstance(dataset, dict):
-                dataset = DATASETS.build(dataset)
-        if hasattr(dataset, 'full_init'):
-            dataset.full_init()
-        cfg.pop('batch_sampler', None)
-        cfg.update(
-            drop_last=False,  # every sample counts, the last batch included
-            dataset=dataset,
-            sampler=SubsetSampler(len(dataset), self.max_samples, self.seed))
-        self._dataloader = Runner.build_dataloader(cfg, seed=runner.seed)
+            dataset = None
+        self._dataloader = build_nc_dataloader(
+            cfg, self.max_samples, self.seed, seed=runner.seed,
+            dataset=dataset)
         return self._dataloader
 
     def _log(self, runner, metrics: dict, epoch: int,
@@ -280,8 +268,8 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
         absent = metrics['absent_classes']
         runner.logger.info(
             f'Neural collapse (epoch {epoch}, iter {runner.iter}, stage '
-            f'{self.stage}, {metrics["num_samples"]} samples in '
-            f'{seconds:.1f} s'
+            f'{self.stage}, {metrics["num_samples"]} samples, '
+            f'{self.last_passes} pass(es) in {seconds:.1f} s'
             + (f', absent classes {absent}' if absent else '') + '): ' +
             ', '.join(f'{key[3:]}: {value:.4g}'
                       for key, value in scalars.items()))
@@ -308,62 +296,10 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
                 x_key='epoch' if by_epoch else 'iter',
                 num_classes=num_classes)
             figure.savefig(osp.join(runner.work_dir, self.plot_file), dpi=100)
-            runner.visualizer.add_image('nc_curves', _figure_to_rgb(figure),
+            runner.visualizer.add_image('nc_curves', figure_to_rgb(figure),
                                         step=step)
         except Exception as error:  # noqa: BLE001
             runner.logger.warning(
                 f'NeuralCollapseHook: the NC figure was not drawn ({error!r});'
                 f' the records are in {json_file}. Set plot_file=None to '
                 f'skip the figure.')
-
-
-def _train_set_with_test_pipeline(cfg) -> Optional[dict]:
-    """The train dataloader config with the test (or val) pipeline."""
-    train = cfg.get('train_dataloader')
-    if not isinstance(train, dict) or not isinstance(
-            train.get('dataset'), dict):
-        return None
-    train = copy.deepcopy(train)
-    test = cfg.get('test_dataloader') or cfg.get('val_dataloader')
-    test_dataset = innermost_dataset_cfg(test['dataset']) if isinstance(
-        test, dict) and isinstance(test.get('dataset'), dict) else None
-    if test_dataset is None or 'pipeline' not in test_dataset:
-        warnings.warn('NeuralCollapseHook: no test or val pipeline in the '
-                      'config, so the training pipeline is used.')
-    else:
-        innermost_dataset_cfg(train['dataset'])['pipeline'] = copy.deepcopy(
-            test_dataset['pipeline'])
-    return train
-
-
-def _figure_to_rgb(figure):
-    """A matplotlib figure as an ``(H, W, 3)`` uint8 array."""
-    import numpy as np
-    figure.canvas.draw()
-    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
-
-
-def _progress(runner, loader, what: str):
-    """Iterate over ``loader``, showing progress on rank 0: a progress bar on
-    a terminal, or one log line per quarter otherwise, so that a redirected
-    stdout holds no bar fragments."""
-    if not is_main_process():
-        yield from loader
-        return
-    total = len(loader)
-    if total < 20:  # seconds of work: no progress report needed
-        yield from loader
-        return
-    if sys.stdout.isatty():
-        bar = ProgressBar(total)
-        for data_batch in loader:
-            yield data_batch
-            bar.update()
-        bar.file.write('\n')
-        return
-    marks = {max(1, round(total * q / 4)) for q in (1, 2, 3, 4)}
-    for done, data_batch in enumerate(loader, 1):
-        yield data_batch
-        if done in marks:
-            runner.logger.info(f'Neural collapse ({what}): {done}/{total} '
-                               f'batches')
