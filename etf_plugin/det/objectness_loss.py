@@ -4,8 +4,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
+from mmpretrain.models.losses.utils import weight_reduce_loss
 
-from etf_plugin.functional.dot_regression import reduce_loss
 from etf_plugin.models.losses.dot_regression_loss import DotRegressionLoss
 
 
@@ -162,9 +162,9 @@ class ETFObjectnessLoss(nn.Module):
             avg_factor = float(labels.numel())
         return dict(
             loss_cls_objectness=self.loss_weight *
-            reduce_loss(objectness_loss, reduction, avg_factor),
+            weight_reduce_loss(objectness_loss, None, reduction, avg_factor),
             loss_cls_classes=self.loss_weight *
-            reduce_loss(class_loss, reduction, avg_factor))
+            weight_reduce_loss(class_loss, None, reduction, avg_factor))
 
     def get_activation(self, cls_score: torch.Tensor) -> torch.Tensor:
         """mmdet's ``(N, K + 1)`` scores ``[p * softmax(s * cos), 1 - p]``,

@@ -37,9 +37,10 @@ def test_mmdet_weight_avg_factor_and_reduction_conventions():
         2.0 * expected.sum() / 5.0)
     torch.testing.assert_close(
         loss(cos, labels, weight, avg_factor=5.0),
-        2.0 * dot_regression_loss(cos, labels, weight=weight, avg_factor=5.))
+        2.0 * (dot_regression_loss(cos, labels) * weight).sum() / 5.)
+    # labels are checked on a loss's first batch
     with pytest.raises(ValueError, match='outside'):
-        loss(cos, torch.tensor([0, 1, 2, 3, 4, 5]), weight)
+        DetDotRegressionLoss()(cos, torch.tensor([0, 1, 2, 3, 4, 5]), weight)
 
 
 def test_activation_is_a_scaled_softmax_calibrated_for_lvis():

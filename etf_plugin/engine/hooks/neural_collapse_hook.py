@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 from mmpretrain.registry import HOOKS
 
-from etf_plugin.datasets.class_counts import ClassCountsConsumer
+from etf_plugin.utils.class_counts import ClassCountsConsumer
 from etf_plugin.datasets.samplers import SubsetSampler
 from etf_plugin.datasets.utils import innermost_dataset_cfg
 from etf_plugin.functional import NCAccumulator

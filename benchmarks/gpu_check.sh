@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The GPU checks of the head/loss changes (issue 23), as one short script:
+#
+#   OUT=/path/to/results [OLD_TREE=/path/to/old/checkout] \
+#       bash benchmarks/gpu_check.sh
+#
+# Run from the repository root on a machine with a CUDA GPU, where python3
+# imports torch, mmengine, mmpretrain and mmcv. Every step has its own
+# timeout and tees its output to $OUT/<step>.txt; the whole script takes
+# about 2-4 minutes on one H200. A failed step does not stop the others;
+# the exit status is that of the last failed step (0 if none failed).
+#
+# - head_overhead_{fp32,bf16,fp16}.txt: benchmarks/head_overhead.py with the
+#   ImageNet preset at batch 128 (the issue's setting): full train step and
+#   heads alone, ETF/Linear ratios and kernels per step.
+# - old_head_overhead_*.txt (only with OLD_TREE): the same script measuring
+#   the package of another checkout (e.g. the commit before these changes),
+#   for before/after numbers with the same timing and launch counting. The
+#   old tree's own benchmarks/head_overhead.py (fp32 only, no --amp) also
+#   runs unchanged with the same --preset/--device/--batch flags.
+# - amp_overflow.txt: benchmarks/amp_overflow_check.py, MMEngine's fp16
+#   AmpOptimWrapper with a forced overflow: the step is skipped, the scale
+#   halves, the next step trains; without AMP NonFiniteLossHook stops.
+set -u
+OUT=${OUT:-gpu_check_out}
+mkdir -p "$OUT"
+REPO=$(pwd)
+status=0
+
+step() {  # step NAME SECONDS COMMAND...
+    local name=$1 seconds=$2
+    shift 2
+    echo "== $name: $*" | tee "$OUT/$name.txt"
+    timeout "$seconds" "$@" 2>&1 | grep -v -e '^USDT:' -e 'SyncActivityProfiler' \
+        | tee -a "$OUT/$name.txt"
+    local rc=${PIPESTATUS[0]}
+    echo "== $name: exit $rc" | tee -a "$OUT/$name.txt"
+    [ "$rc" -eq 0 ] || status=$rc
+}
+
+{
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    python3 -c 'import torch, mmengine, mmpretrain; print("torch", torch.__version__, "cuda", torch.version.cuda, "mmengine", mmengine.__version__, "mmpretrain", mmpretrain.__version__)'
+    git -C "$REPO" log -1 --oneline
+} 2>&1 | tee "$OUT/environment.txt"
+
+BENCH=(python3 -u "$REPO/benchmarks/head_overhead.py" --preset imagenet
+       --device cuda --batch 128)
+for tree in new old; do
+    if [ "$tree" = new ]; then
+        prefix='' path=$REPO
+    else
+        [ -n "${OLD_TREE:-}" ] || continue
+        prefix='old_' path=$OLD_TREE
+    fi
+    step "${prefix}head_overhead_fp32" 150 env PYTHONPATH="$path:${PYTHONPATH:-}" \
+        "${BENCH[@]}"
+    step "${prefix}head_overhead_bf16" 150 env PYTHONPATH="$path:${PYTHONPATH:-}" \
+        "${BENCH[@]}" --amp --amp-dtype bfloat16
+    step "${prefix}head_overhead_fp16" 150 env PYTHONPATH="$path:${PYTHONPATH:-}" \
+        "${BENCH[@]}" --amp --amp-dtype float16
+done
+
+step amp_overflow 120 env PYTHONPATH="$REPO:${PYTHONPATH:-}" \
+    python3 -u "$REPO/benchmarks/amp_overflow_check.py"
+
+# (nc helper: add the NeuralCollapseHook benchmark step here.)
+
+exit $status
