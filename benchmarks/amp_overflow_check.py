@@ -51,6 +51,27 @@ class RandomImages(Dataset):
                         index % NUM_CLASSES))
 
 
+def build_model(loss=dict(type='DotRegressionLoss')):
+    """A CifarResNet-8 + ETFHead classifier, seeded."""
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(
+            dict(type='ImageClassifier',
+                 backbone=dict(type='CifarResNet', depth=8),
+                 neck=dict(type='GlobalAveragePooling'),
+                 head=dict(type='ETFHead', num_classes=NUM_CLASSES,
+                           in_channels=64, loss=loss)))
+
+
+def dataloader():
+    """Batches of 16 :class:`RandomImages`, in order."""
+    return DataLoader(
+        RandomImages(), batch_size=16, shuffle=False,
+        collate_fn=lambda batch: dict(
+            inputs=[b['inputs'] for b in batch],
+            data_samples=[b['data_samples'] for b in batch]))
+
+
 class ForceOverflow(Hook):
     """Makes the loss infinite at one iteration and records every step."""
 
@@ -99,14 +120,7 @@ def run(amp=True, overflow_iter=2, max_iters=5):
         (``iter``, ``loss``, ``scale_before``, ``scale_after``, ``updated``)
         and the exception that ended the run, if any.
     """
-    torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = MODELS.build(
-            dict(type='ImageClassifier',
-                 backbone=dict(type='CifarResNet', depth=8),
-                 neck=dict(type='GlobalAveragePooling'),
-                 head=dict(type='ETFHead', num_classes=NUM_CLASSES,
-                           in_channels=64)))
+    model = build_model()
     cpu = not torch.cuda.is_available()
     probe = ForceOverflow(overflow_iter, cpu_scaler=amp and cpu)
     optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
@@ -120,11 +134,7 @@ def run(amp=True, overflow_iter=2, max_iters=5):
         runner = Runner(
             model=model,
             work_dir=tmp,
-            train_dataloader=DataLoader(
-                RandomImages(), batch_size=16, shuffle=False,
-                collate_fn=lambda batch: dict(
-                    inputs=[b['inputs'] for b in batch],
-                    data_samples=[b['data_samples'] for b in batch])),
+            train_dataloader=dataloader(),
             optim_wrapper=optim_wrapper,
             train_cfg=dict(by_epoch=False, max_iters=max_iters),
             default_hooks=dict(checkpoint=None),
