@@ -7,7 +7,7 @@
 # Run from the repository root on a machine with a CUDA GPU, where python3
 # imports torch, mmengine, mmpretrain and mmcv. Every step has its own
 # timeout and tees its output to $OUT/<step>.txt; the whole script takes
-# about 2-4 minutes on one H200. A failed step does not stop the others;
+# about 3-5 minutes on one H200 (the compile step is the last and longest). A failed step does not stop the others;
 # the exit status is that of the last failed step (0 if none failed).
 #
 # - head_overhead_{fp32,bf16,fp16}.txt: benchmarks/head_overhead.py with the
@@ -21,6 +21,8 @@
 # - amp_overflow.txt: benchmarks/amp_overflow_check.py, MMEngine's fp16
 #   AmpOptimWrapper with a forced overflow: the step is skipped, the scale
 #   halves, the next step trains; without AMP NonFiniteLossHook stops.
+# - compile.txt: benchmarks/compile_check.py, cfg.compile (inductor) against
+#   eager, fp32 and fp16 AMP.
 set -u
 OUT=${OUT:-gpu_check_out}
 mkdir -p "$OUT"
@@ -63,6 +65,11 @@ done
 
 step amp_overflow 120 env PYTHONPATH="$REPO:${PYTHONPATH:-}" \
     python3 -u "$REPO/benchmarks/amp_overflow_check.py"
+
+# cfg.compile with inductor, fp32 and fp16 AMP: losses against eager, graph
+# breaks (MMEngine 0.10.7's autocast in train_step was reported to fail).
+step compile 180 env PYTHONPATH="$REPO:${PYTHONPATH:-}" \
+    python3 -u "$REPO/benchmarks/compile_check.py" --backend inductor
 
 # (nc helper: add the NeuralCollapseHook benchmark step here.)
 

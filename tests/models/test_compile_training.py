@@ -1,61 +1,24 @@
-"""``compile=True`` (MMEngine compiles ``model.train_step``) trains a
+"""``compile`` in a config (MMEngine compiles ``model.train_step``) trains a
 CifarResNet + ETFHead + class-balanced DR model with the losses of eager
-training, in fp32 on a CPU. (Under AMP, MMEngine 0.10.7's ``autocast`` in
-``train_step`` does not trace: see docs/performance.md.)"""
-import tempfile
-
+training, in fp32 on a CPU. benchmarks/compile_check.py runs the same under
+AMP and with inductor (see docs/performance.md)."""
 import pytest
 import torch
-from mmengine.hooks import Hook
-from mmengine.runner import Runner
 from torch._dynamo.utils import counters
 
 from helpers import load_tool
 
-overflow_check = load_tool('benchmarks/amp_overflow_check.py')
-
-
-class RecordLosses(Hook):
-
-    def __init__(self):
-        self.losses = []
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
-        self.losses.append(
-            runner.message_hub.get_scalar('train/loss').current())
-
-
-def train_two_steps(compile_cfg):
-    model = overflow_check.build_model(
-        dict(type='DotRegressionLoss', class_balanced=True))
-    record = RecordLosses()
-    with tempfile.TemporaryDirectory() as work_dir:
-        Runner(
-            model=model,
-            work_dir=work_dir,
-            train_dataloader=overflow_check.dataloader(),
-            optim_wrapper=dict(
-                optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
-            train_cfg=dict(by_epoch=False, max_iters=2),
-            default_hooks=dict(checkpoint=None),
-            custom_hooks=[record],
-            default_scope='mmpretrain',
-            randomness=dict(seed=0),
-            log_level='WARNING',
-            experiment_name=f'compile_{bool(compile_cfg)}',
-            cfg=dict(compile=compile_cfg)).train()
-    return record.losses, model
+compile_check = load_tool('benchmarks/compile_check.py')
 
 
 def test_compiled_model_trains_like_eager():
-    eager_losses, eager = train_two_steps(False)
+    eager_losses, eager = compile_check.run(False)
+    torch._dynamo.reset()
+    counters.clear()
     # aot_eager: dynamo's graph capture and AOT autograd without inductor's
     # code generation (minutes on a small CPU); tests/models/
     # test_head_compile.py compiles a head with inductor.
-    torch._dynamo.reset()
-    counters.clear()
-    compiled_losses, compiled = train_two_steps(dict(backend='aot_eager'))
+    compiled_losses, compiled = compile_check.run(dict(backend='aot_eager'))
     # MMEngine compiled train_step, and dynamo captured graphs of it
     assert 'train_step' in vars(compiled) and 'train_step' not in vars(eager)
     assert counters['stats']['unique_graphs'] >= 1
