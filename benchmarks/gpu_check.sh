@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # The GPU checks of the head/loss changes (issue 23), as one short script:
 #
-#   OUT=/path/to/results [OLD_TREE=/path/to/old/checkout] \
+#   OUT=/path/to/results [OLD_TREE=/path/to/old/checkout] [FP16=1] \
 #       bash benchmarks/gpu_check.sh
 #
 # Run from the repository root on a machine with a CUDA GPU, where python3
 # imports torch, mmengine, mmpretrain and mmcv. Every step has its own
-# timeout and tees its output to $OUT/<step>.txt; the whole script takes
-# about 3-5 minutes on one H200 (the compile step is the last and longest). A failed step does not stop the others;
-# the exit status is that of the last failed step (0 if none failed).
+# timeout and tees its output to $OUT/<step>.txt. Without OLD_TREE it
+# should take about 3-4 minutes on one H200 (the compile step is the last
+# and longest); OLD_TREE adds about a minute, FP16=1 (the head benchmark
+# under fp16 AMP too, as tools/train.py --amp on a GPU) half a minute per
+# tree. A failed step does not stop the others; the exit status is that of
+# the last failed step (0 if none failed).
 #
-# - head_overhead_{fp32,bf16,fp16}.txt: benchmarks/head_overhead.py with the
+# - head_overhead_{fp32,bf16[,fp16]}.txt: benchmarks/head_overhead.py with the
 #   ImageNet preset at batch 128 (the issue's setting): full train step and
 #   heads alone, ETF/Linear ratios and kernels per step.
 # - old_head_overhead_*.txt (only with OLD_TREE): the same script measuring
@@ -48,27 +51,32 @@ step() {  # step NAME SECONDS COMMAND...
 
 BENCH=(python3 -u "$REPO/benchmarks/head_overhead.py" --preset imagenet
        --device cuda --batch 128)
-for tree in new old; do
-    if [ "$tree" = new ]; then
-        prefix='' path=$REPO
-    else
-        [ -n "${OLD_TREE:-}" ] || continue
-        prefix='old_' path=$OLD_TREE
+head_overhead() {  # head_overhead PREFIX PACKAGE_ROOT
+    local prefix=$1 path=$2
+    step "${prefix}head_overhead_fp32" 120 env \
+        PYTHONPATH="$path:${PYTHONPATH:-}" "${BENCH[@]}"
+    step "${prefix}head_overhead_bf16" 120 env \
+        PYTHONPATH="$path:${PYTHONPATH:-}" "${BENCH[@]}" --amp \
+        --amp-dtype bfloat16
+    if [ -n "${FP16:-}" ]; then
+        step "${prefix}head_overhead_fp16" 120 env \
+            PYTHONPATH="$path:${PYTHONPATH:-}" "${BENCH[@]}" --amp \
+            --amp-dtype float16
     fi
-    step "${prefix}head_overhead_fp32" 150 env PYTHONPATH="$path:${PYTHONPATH:-}" \
-        "${BENCH[@]}"
-    step "${prefix}head_overhead_bf16" 150 env PYTHONPATH="$path:${PYTHONPATH:-}" \
-        "${BENCH[@]}" --amp --amp-dtype bfloat16
-    step "${prefix}head_overhead_fp16" 150 env PYTHONPATH="$path:${PYTHONPATH:-}" \
-        "${BENCH[@]}" --amp --amp-dtype float16
-done
+}
+
+head_overhead '' "$REPO"
 
 step amp_overflow 120 env PYTHONPATH="$REPO:${PYTHONPATH:-}" \
     python3 -u "$REPO/benchmarks/amp_overflow_check.py"
 
+if [ -n "${OLD_TREE:-}" ]; then
+    head_overhead old_ "$OLD_TREE"
+fi
+
 # cfg.compile with inductor, fp32 and fp16 AMP: losses against eager, graph
 # breaks (MMEngine 0.10.7's autocast in train_step was reported to fail).
-step compile 180 env PYTHONPATH="$REPO:${PYTHONPATH:-}" \
+step compile 150 env PYTHONPATH="$REPO:${PYTHONPATH:-}" \
     python3 -u "$REPO/benchmarks/compile_check.py" --backend inductor
 
 # (nc helper: add the NeuralCollapseHook benchmark step here.)
