@@ -77,15 +77,9 @@ class ForceOverflow(Hook):
 
     priority = 'LOWEST'
 
-    def __init__(self, overflow_iter, cpu_scaler):
+    def __init__(self, overflow_iter):
         self.overflow_iter = overflow_iter
-        self.cpu_scaler = cpu_scaler
         self.rows = []
-
-    def before_train(self, runner):
-        if self.cpu_scaler:
-            runner.optim_wrapper.loss_scaler = torch.amp.GradScaler(
-                'cpu', init_scale=1024.0)
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self.params = [p.detach().clone() for p in
@@ -111,6 +105,53 @@ def _scale(optim_wrapper):
     return None if scaler is None else float(scaler.get_scale())
 
 
+class CPULossScaler(Hook):
+    """Give ``AmpOptimWrapper`` ``torch.amp.GradScaler('cpu')``: on a CPU
+    MMEngine builds CUDA's scaler, which disables itself there."""
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+    def before_train(self, runner):
+        runner.optim_wrapper.loss_scaler = torch.amp.GradScaler(
+            'cpu', **self.kwargs)
+
+
+def train(model, hooks, amp=False, max_iters=2, lr=0.1,
+          loss_scale='dynamic', **runner_kwargs):
+    """Train ``model`` on :func:`dataloader` in MMEngine's Runner (in a
+    temporary work dir) for ``max_iters`` iterations, with SGD and, with
+    ``amp``, ``AmpOptimWrapper``: float16 on a GPU, bfloat16 with
+    :class:`CPULossScaler` on a CPU."""
+    cpu = not torch.cuda.is_available()
+    hooks = list(hooks)
+    optim_wrapper = dict(optimizer=dict(type='SGD', lr=lr, momentum=0.9))
+    if amp:
+        optim_wrapper.update(
+            type='AmpOptimWrapper',
+            dtype='bfloat16' if cpu else 'float16',
+            loss_scale=loss_scale)
+        if cpu:
+            hooks.insert(0, CPULossScaler(
+                **(loss_scale if isinstance(loss_scale, dict) else {})))
+    with tempfile.TemporaryDirectory() as work_dir, mock.patch.object(
+            amp_optimizer_wrapper, 'is_cuda_available', lambda: True):
+        Runner(
+            model=model,
+            work_dir=work_dir,
+            train_dataloader=dataloader(),
+            optim_wrapper=optim_wrapper,
+            train_cfg=dict(by_epoch=False, max_iters=max_iters),
+            default_hooks=dict(checkpoint=None),
+            custom_hooks=hooks,
+            default_scope='mmpretrain',
+            randomness=dict(seed=0),
+            log_level='WARNING',
+            **runner_kwargs).train()
+
+
 def run(amp=True, overflow_iter=2, max_iters=5):
     """Train ``max_iters`` iterations with an infinite loss at
     ``overflow_iter``, on the GPU if one is visible (MMEngine's choice).
@@ -120,32 +161,13 @@ def run(amp=True, overflow_iter=2, max_iters=5):
         (``iter``, ``loss``, ``scale_before``, ``scale_after``, ``updated``)
         and the exception that ended the run, if any.
     """
-    model = build_model()
-    cpu = not torch.cuda.is_available()
-    probe = ForceOverflow(overflow_iter, cpu_scaler=amp and cpu)
-    optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
-    if amp:
-        optim_wrapper.update(
-            type='AmpOptimWrapper',
-            dtype='bfloat16' if cpu else 'float16',
-            loss_scale=dict(init_scale=1024.0))
-    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(
-            amp_optimizer_wrapper, 'is_cuda_available', lambda: True):
-        runner = Runner(
-            model=model,
-            work_dir=tmp,
-            train_dataloader=dataloader(),
-            optim_wrapper=optim_wrapper,
-            train_cfg=dict(by_epoch=False, max_iters=max_iters),
-            default_hooks=dict(checkpoint=None),
-            custom_hooks=[NonFiniteLossHook(), probe],
-            env_cfg=dict(cudnn_benchmark=False),
-            default_scope='mmpretrain',
-            log_level='WARNING')
-        try:
-            runner.train()
-        except FloatingPointError as error:
-            return probe.rows, error
+    probe = ForceOverflow(overflow_iter)
+    try:
+        train(build_model(), [NonFiniteLossHook(), probe], amp, max_iters,
+              lr=0.05, loss_scale=dict(init_scale=1024.0),
+              experiment_name=f'overflow_{amp}')
+    except FloatingPointError as error:
+        return probe.rows, error
     return probe.rows, None
 
 

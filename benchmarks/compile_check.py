@@ -16,30 +16,21 @@ code around the model (data preprocessor, ``backward``, the optimizer).
 import argparse
 import os.path as osp
 import sys
-import tempfile
 import traceback
-from unittest import mock
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.optim.optimizer import amp_optimizer_wrapper
-from mmengine.runner import Runner
 from torch._dynamo.utils import counters
 
 # A script's own directory is on sys.path, not when a test loads it.
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from amp_overflow_check import build_model, dataloader  # noqa: E402
+from amp_overflow_check import build_model, train  # noqa: E402
 
 
 class RecordLosses(Hook):
 
-    def __init__(self, cpu_scaler):
-        self.cpu_scaler = cpu_scaler
+    def __init__(self):
         self.losses = []
-
-    def before_train(self, runner):
-        if self.cpu_scaler:
-            runner.optim_wrapper.loss_scaler = torch.amp.GradScaler('cpu')
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
@@ -50,27 +41,10 @@ class RecordLosses(Hook):
 def run(compile_cfg=False, amp=False, max_iters=2):
     """Train ``max_iters`` iterations; returns the losses and the model."""
     model = build_model(dict(type='DotRegressionLoss', class_balanced=True))
-    cpu = not torch.cuda.is_available()
-    record = RecordLosses(cpu_scaler=amp and cpu)
-    optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9))
-    if amp:
-        optim_wrapper.update(type='AmpOptimWrapper',
-                             dtype='bfloat16' if cpu else 'float16')
-    with tempfile.TemporaryDirectory() as work_dir, mock.patch.object(
-            amp_optimizer_wrapper, 'is_cuda_available', lambda: True):
-        Runner(
-            model=model,
-            work_dir=work_dir,
-            train_dataloader=dataloader(),
-            optim_wrapper=optim_wrapper,
-            train_cfg=dict(by_epoch=False, max_iters=max_iters),
-            default_hooks=dict(checkpoint=None),
-            custom_hooks=[record],
-            default_scope='mmpretrain',
-            randomness=dict(seed=0),
-            log_level='WARNING',
-            experiment_name=f'compile_{bool(compile_cfg)}_{amp}',
-            cfg=dict(compile=compile_cfg)).train()
+    record = RecordLosses()
+    train(model, [record], amp, max_iters,
+          experiment_name=f'compile_{bool(compile_cfg)}_{amp}',
+          cfg=dict(compile=compile_cfg))
     return record.losses, model
 
 
