@@ -10,7 +10,8 @@ from copy import deepcopy
 
 from mmengine.config import ConfigDict, DictAction
 
-from etf_plugin.utils.dist import fall_back_to_gloo, init_dist_without_gpu
+from etf_plugin.utils.dist import (destroy_process_group, fall_back_to_gloo,
+                                   init_dist_without_gpu)
 
 
 def add_common_args(parser):
@@ -91,8 +92,10 @@ def exit_at_once_if_distributed():
     it down, the dataloader workers and the rest takes several more seconds
     that only delay the launcher, which stops the other ranks when this one
     ends. Log handlers are flushed first. Outside a distributed run the
-    exception propagates as usual. tools/train.py and tools/test.py run
-    their runner inside it (tools/dist_train.sh, tools/dist_test.sh).
+    exception propagates as usual. After a run that ended normally the
+    process group is destroyed, so the process exits cleanly.
+    tools/train.py and tools/test.py run their runner inside it
+    (tools/dist_train.sh, tools/dist_test.sh).
     """
     try:
         yield
@@ -106,3 +109,4 @@ def exit_at_once_if_distributed():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(1)
+    destroy_process_group()

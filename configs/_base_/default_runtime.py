@@ -27,6 +27,9 @@ default_hooks = dict(
 #   rank must classify with the same fixed ETF, checked once the checkpoint
 #   is loaded; and every rank evaluates rank 0's BatchNorm statistics, so
 #   validation, NeuralCollapseHook and the saved checkpoint agree.
+# - NonFiniteLossHook: stops a diverged run (NaN/Inf loss) with a message; the
+#   heads and losses do not check on the host, which would stall the GPU.
+#   Under AMP the loss scaler skips an overflowing step and training goes on.
 # - RunSummaryHook: the final metrics and where the checkpoint and logs are,
 #   in a few lines at the end of the run.
 # A config that sets its own custom_hooks replaces this list: append to
@@ -36,6 +39,7 @@ custom_hooks = [
     dict(type='EpochSeedHook'),
     dict(type='ETFConsistencyHook'),
     dict(type='BroadcastBuffersHook'),
+    dict(type='NonFiniteLossHook'),
     dict(type='RunSummaryHook'),
 ]
 

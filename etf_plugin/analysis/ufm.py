@@ -207,7 +207,7 @@ def train_ufm(class_counts: Sequence[int],
         if bias is not None:
             logits = logits + bias
         if mode in ('etf_dr', 'etf_dr_shared'):
-            loss = dot_regression_loss(logits, labels)
+            loss = dot_regression_loss(logits, labels).mean()
         else:
             loss = F.cross_entropy(logits, labels)
         loss = loss + lambda_h * free.pow(2).sum()
@@ -523,8 +523,8 @@ def gradient_descent_race(class_counts: Sequence[int],
                 steps = step
                 break
             logits = features @ classifier.T
-            loss = (dot_regression_loss(logits, labels) if mode == 'etf_dr'
-                    else F.cross_entropy(logits, labels))
+            loss = (dot_regression_loss(logits, labels).mean()
+                    if mode == 'etf_dr' else F.cross_entropy(logits, labels))
             loss = loss + lambda_h * features.pow(2).sum()
             grad, = torch.autograd.grad(loss, features)
             with torch.no_grad():

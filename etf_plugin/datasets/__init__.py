@@ -1,5 +1,3 @@
-from .class_counts import (ClassCountsConsumer, check_class_counts,
-                           load_class_counts)
 from .digits import Digits
 from .long_tail import LongTailDataset
 from .samplers import (ClassBalancedSampler, ClassPowerSampler,
@@ -10,6 +8,5 @@ from .utils import (heldout_dataset_cfg, innermost_dataset_cfg,
 __all__ = [
     'Digits', 'LongTailDataset', 'read_gt_labels', 'training_class_counts',
     'ClassBalancedSampler', 'ClassPowerSampler', 'SquareRootSampler',
-    'SubsetSampler', 'ClassCountsConsumer', 'check_class_counts',
-    'load_class_counts', 'heldout_dataset_cfg', 'innermost_dataset_cfg'
+    'SubsetSampler', 'heldout_dataset_cfg', 'innermost_dataset_cfg'
 ]

@@ -11,6 +11,7 @@ from mmpretrain.registry import DATASETS
 
 from etf_plugin.datasets.utils import read_gt_labels
 from etf_plugin.functional.long_tail import (LONG_TAIL_PROFILES,
+                                             check_class_counts,
                                              check_class_order,
                                              check_imbalance_ratio,
                                              class_sizes, long_tail_counts,
@@ -144,10 +145,7 @@ class LongTailDataset:
             raise ValueError(f"n_max must be a positive integer, 'largest' or "
                              f"'smallest', got {n_max!r}.")
         if counts is not None:
-            bad = [c for c in counts if not _is_int(c, minimum=0)]
-            if bad:
-                raise ValueError(f'counts must be non-negative integers, got '
-                                 f'{bad[:5]} in {list(counts)[:10]}.')
+            counts = check_class_counts(counts, owner='LongTailDataset')
         self.imbalance_ratio = imbalance_ratio
         self.profile = profile
         self.split = split
@@ -218,9 +216,6 @@ class LongTailDataset:
                     f'has {num_classes} classes.')
             by_rank = np.zeros(num_classes, dtype=np.int64)
             by_rank[:len(self.counts)] = self.counts
-            if (by_rank < 0).any():
-                raise ValueError(f'counts must be non-negative, got '
-                                 f'{self.counts}.')
             order = check_class_order(self.class_order, num_classes)
             targets = np.empty(num_classes, dtype=np.int64)
             targets[order] = by_rank

@@ -162,9 +162,7 @@ class ETFObjectnessLoss(nn.Module):
             cosines.float(),
             targets,
             class_balanced=self.class_balanced,
-            class_counts=class_counts,
-            weight=label_weights,
-            reduction='none')
+            class_counts=class_counts) * label_weights
 
         if reduction == 'none':
             return dict(

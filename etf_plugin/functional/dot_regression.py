@@ -10,10 +10,21 @@ With L2-normalised features (``||h|| = 1``) this is the paper's
 ``1/2 (w_y^T h_hat - 1)^2``. Its gradient w.r.t. ``h`` is
 ``(w_y^T h / ||h|| - 1) w_y``: a pull along the own class vector only, without
 cross-entropy's push away from the other classes.
+
+Nothing here reads a tensor's values on the host (no ``.item()``, no
+data-dependent Python branch), so the functions run inside a training step
+without stalling an accelerator and trace under ``torch.compile(...,
+fullgraph=True)``. Label values are checked by :func:`check_labels`, which
+callers run where it is free (e.g. once, on the first batch); an invalid
+label later in a run is caught by the indexing kernels themselves (an
+``IndexError`` on the CPU, a device-side assertion on a GPU).
 """
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
+
+from .long_tail import check_class_counts
 
 EPS = 1e-8
 
@@ -24,11 +35,13 @@ def dot_regression_loss(logits: torch.Tensor,
                         class_balanced: bool = False,
                         class_counts: Optional[torch.Tensor] = None,
                         class_weight: Optional[torch.Tensor] = None,
-                        norm_reg: float = 0.0,
-                        weight: Optional[torch.Tensor] = None,
-                        reduction: str = 'mean',
-                        avg_factor: Optional[float] = None) -> torch.Tensor:
-    """Dot-regression loss on dot products with unit class vectors.
+                        norm_reg: float = 0.0) -> torch.Tensor:
+    """Per-sample dot-regression loss on dot products with unit class
+    vectors.
+
+    Like ``F.cross_entropy(..., reduction='none')``, it returns one loss per
+    sample; sample weights and the reduction are the caller's (the loss
+    modules use MMPretrain's ``weight_reduce_loss``).
 
     Args:
         logits (torch.Tensor): ``(N, K)`` dot products ``w_k^T h_i`` with unit
@@ -54,77 +67,58 @@ def dot_regression_loss(logits: torch.Tensor,
             weights of the terms, e.g. the dataset-level tempered weights of
             :func:`tempered_class_weights`. Not together with
             ``class_balanced``. Defaults to None (every class weighs 1).
-        norm_reg (float): Weight of the ``mean ||h||`` penalty of the
-            ImageNet-LT variant (0.01 there). Needs ``feat_norm``.
-        weight (torch.Tensor, optional): ``(N,)`` per-sample weights.
-        reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
-        avg_factor (float, optional): Denominator of the mean.
+        norm_reg (float): Weight of the ``||h||`` penalty of the ImageNet-LT
+            variant (0.01 there). Needs ``feat_norm``.
 
     Returns:
-        torch.Tensor: The loss (a scalar unless ``reduction='none'``).
+        torch.Tensor: ``(N,)`` losses.
     """
     if logits.dim() != 2:
         raise ValueError(f'logits must be (N, K), got {tuple(logits.shape)}')
-    num_classes = logits.shape[1]
-    probs = target_distribution(target, num_classes, logits.dtype)
-
-    if feat_norm is None:
-        if norm_reg:
-            raise ValueError('norm_reg needs the feature norms (feat_norm).')
-        length = logits.new_ones(logits.shape[0], 1)
-    else:
-        length = feat_norm.detach().reshape(-1, 1).clamp(min=EPS)
-    per_class = 0.5 * (logits - length)**2 / length  # (N, K)
-
+    if feat_norm is None and norm_reg:
+        raise ValueError('norm_reg needs the feature norms (feat_norm).')
     if class_balanced and class_weight is not None:
         raise ValueError('Give class_balanced=True (per-batch weights) or '
                          'class_weight (fixed weights), not both.')
-    if class_weight is not None:
-        if class_weight.shape != (num_classes, ):
-            raise ValueError(f'class_weight must have shape ({num_classes},), '
-                             f'got {tuple(class_weight.shape)}.')
-        probs = probs * class_weight.to(probs)
+    num_classes = logits.shape[1]
+    if class_weight is not None and class_weight.shape != (num_classes, ):
+        raise ValueError(f'class_weight must have shape ({num_classes},), '
+                         f'got {tuple(class_weight.shape)}.')
     if class_balanced:
         if class_counts is None:
             class_counts = hard_label_counts(target, num_classes)
-        probs = probs * class_balanced_weights(class_counts).to(probs)
-    loss = (per_class * probs).sum(dim=1)
+        class_weight = class_balanced_weights(class_counts)
+
+    if target.dim() == 2:
+        # Soft targets: every class's term, weighed by the target.
+        check_soft_target(target, num_classes)
+        probs = target.to(logits.dtype)
+        if class_weight is not None:
+            probs = probs * class_weight.to(probs)
+        loss = (_dr_terms(logits, feat_norm, per_class=True) * probs).sum(1)
+    else:
+        # Hard labels: only the own class's term, gathered.
+        labels = target.reshape(-1, 1)
+        loss = _dr_terms(logits.gather(1, labels).reshape(-1), feat_norm)
+        if class_weight is not None:
+            loss = loss * class_weight.to(loss)[labels.reshape(-1)]
     if norm_reg:
         loss = loss + norm_reg * feat_norm.reshape(-1)
-    if weight is not None:
-        loss = loss * weight.reshape(-1).to(loss.dtype)
-    return reduce_loss(loss, reduction, avg_factor)
+    return loss
 
 
-def reduce_loss(loss: torch.Tensor,
-                reduction: str = 'mean',
-                avg_factor: Optional[float] = None) -> torch.Tensor:
-    """Reduce per-sample losses the OpenMMLab way: ``avg_factor`` replaces
-    the sample count as the denominator of ``'mean'``.
-
-    Kept here rather than imported from mmpretrain so that the functional
-    package depends on torch alone.
-
-    Args:
-        loss (torch.Tensor): Per-sample losses.
-        reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
-        avg_factor (float, optional): Denominator of the mean.
-
-    Returns:
-        torch.Tensor: The reduced loss.
-    """
-    if reduction not in ('none', 'mean', 'sum'):
-        raise ValueError(f'Unknown reduction {reduction!r}.')
-    if avg_factor is not None and reduction == 'sum':
-        raise ValueError('avg_factor can not be used with reduction="sum".')
-    if reduction == 'none':
-        return loss
-    if reduction == 'sum':
-        return loss.sum()
-    if avg_factor is None:
-        return loss.mean()
-    # Same epsilon as mmpretrain/mmdet, so an avg_factor of 0 gives 0.
-    return loss.sum() / (avg_factor + torch.finfo(torch.float32).eps)
+def _dr_terms(dots: torch.Tensor, feat_norm: Optional[torch.Tensor],
+              per_class: bool = False) -> torch.Tensor:
+    """``1/2 (dots - ||h||)^2 / ||h||``, with unit norms when ``feat_norm``
+    is None; ``per_class`` broadcasts the norms over the ``(N, K)`` dots."""
+    # mse_loss: one operator forward and one backward for (dots - t)^2.
+    if feat_norm is None:
+        return 0.5 * F.mse_loss(dots, torch.ones_like(dots), reduction='none')
+    length = feat_norm.detach().reshape(-1).clamp(min=EPS)
+    if per_class:
+        length = length[:, None]
+    return 0.5 * F.mse_loss(
+        dots, length.expand_as(dots), reduction='none') / length
 
 
 def hard_label_counts(target: torch.Tensor,
@@ -141,6 +135,9 @@ def hard_label_counts(target: torch.Tensor,
     of the batch: either way the counts are those of the un-mixed labels,
     which is what the authors count.
 
+    Counted with ``index_add_`` rather than ``torch.bincount``, whose GPU
+    kernel reads the largest label on the host first.
+
     Args:
         target (torch.Tensor): ``(N,)`` labels or ``(N, K)`` soft targets.
         num_classes (int): Number of classes ``K``.
@@ -149,8 +146,9 @@ def hard_label_counts(target: torch.Tensor,
         torch.Tensor: ``(K,)`` counts, float32.
     """
     labels = target.argmax(dim=1) if target.dim() == 2 else target
-    return torch.bincount(labels.reshape(-1).long(),
-                          minlength=num_classes).float()
+    labels = labels.reshape(-1)
+    ones = torch.ones(labels.shape, dtype=torch.float32, device=labels.device)
+    return ones.new_zeros(num_classes).index_add_(0, labels, ones)
 
 
 def class_balanced_weights(class_counts: torch.Tensor) -> torch.Tensor:
@@ -168,8 +166,8 @@ def class_balanced_weights(class_counts: torch.Tensor) -> torch.Tensor:
     """
     present = class_counts > 0
     gamma = class_counts.sum() / present.sum().clamp(min=1)
-    return torch.where(present, gamma / class_counts.clamp(min=EPS),
-                       torch.ones_like(class_counts))
+    # The division by an absent class's 0 is never selected.
+    return torch.where(present, gamma / class_counts, 1.0)
 
 
 def tempered_class_weights(class_counts, power: float) -> torch.Tensor:
@@ -186,8 +184,9 @@ def tempered_class_weights(class_counts, power: float) -> torch.Tensor:
     sample get weight 1 (no label of theirs can occur).
 
     Args:
-        class_counts (Sequence[int] | torch.Tensor): ``(K,)`` training
-            samples per class.
+        class_counts (Sequence[int] | np.ndarray | torch.Tensor): ``(K,)``
+            training samples per class, checked by
+            :func:`~etf_plugin.functional.long_tail.check_class_counts`.
         power (float): The exponent ``q``, in ``[0, 1]``.
 
     Returns:
@@ -195,10 +194,10 @@ def tempered_class_weights(class_counts, power: float) -> torch.Tensor:
     """
     if not 0 <= power <= 1:
         raise ValueError(f'power must lie in [0, 1], got {power}.')
-    counts = torch.as_tensor(class_counts, dtype=torch.float64).reshape(-1)
-    if (counts < 0).any() or counts.sum() <= 0:
-        raise ValueError(f'class_counts must be non-negative with a positive '
-                         f'total, got {counts.tolist()}.')
+    counts = torch.from_numpy(check_class_counts(class_counts)).double()
+    if counts.sum() == 0:
+        raise ValueError('tempered_class_weights needs at least one sample; '
+                         'got only zero class counts.')
     present = counts > 0
     raw = torch.where(present, counts.clamp(min=1).pow(-power),
                       torch.zeros_like(counts))
@@ -208,11 +207,11 @@ def tempered_class_weights(class_counts, power: float) -> torch.Tensor:
 
 def target_distribution(target: torch.Tensor, num_classes: int,
                         dtype: torch.dtype) -> torch.Tensor:
-    """Turn integer labels or soft targets into an ``(N, K)`` distribution,
-    rejecting labels outside ``[0, num_classes)``.
+    """Turn integer labels or soft targets into an ``(N, K)`` distribution.
 
     Args:
-        target (torch.Tensor): ``(N,)`` labels or ``(N, K)`` soft targets.
+        target (torch.Tensor): ``(N,)`` labels in ``[0, num_classes)`` or
+            ``(N, K)`` soft targets.
         num_classes (int): Number of classes ``K``.
         dtype (torch.dtype): Dtype of the result.
 
@@ -220,14 +219,37 @@ def target_distribution(target: torch.Tensor, num_classes: int,
         torch.Tensor: ``(N, K)`` rows of target weights.
     """
     if target.dim() == 2:
-        if target.shape[1] != num_classes:
-            raise ValueError(f'Soft targets have {target.shape[1]} classes, '
-                             f'the logits {num_classes}.')
+        check_soft_target(target, num_classes)
         return target.to(dtype)
-    target = target.reshape(-1).long()
-    if target.numel() and (target.min() < 0 or target.max() >= num_classes):
-        bad = target[(target < 0) | (target >= num_classes)][0].item()
+    return F.one_hot(target.reshape(-1), num_classes).to(dtype)
+
+
+def check_soft_target(target: torch.Tensor, num_classes: int) -> None:
+    """Raise a ``ValueError`` unless the ``(N, K)`` soft targets have
+    ``num_classes`` columns (a shape check: free, no host read)."""
+    if target.shape[1] != num_classes:
+        raise ValueError(f'Soft targets have {target.shape[1]} classes, '
+                         f'the logits {num_classes}.')
+
+
+def check_labels(target: torch.Tensor, num_classes: int) -> None:
+    """Raise a ``ValueError`` naming the fix unless every integer label lies
+    in ``[0, num_classes)`` (soft targets: their shape is checked).
+
+    It reads the labels on the host, which waits for an accelerator to
+    finish its queued work: call it where that is free, e.g. on the first
+    batch only (the loss modules do), not on every training step.
+
+    Args:
+        target (torch.Tensor): ``(N,)`` labels or ``(N, K)`` soft targets.
+        num_classes (int): Number of classes ``K``.
+    """
+    if target.dim() == 2:
+        check_soft_target(target, num_classes)
+        return
+    labels = target.reshape(-1)
+    bad = labels[(labels < 0) | (labels >= num_classes)]
+    if bad.numel():
         raise ValueError(
-            f'Label {bad} is outside [0, {num_classes}): check num_classes '
-            f'against the dataset.')
-    return torch.nn.functional.one_hot(target, num_classes).to(dtype)
+            f'Label {bad[0].item()} is outside [0, {num_classes}): check '
+            f'num_classes against the dataset.')

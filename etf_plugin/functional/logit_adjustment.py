@@ -12,6 +12,8 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
+from .long_tail import check_class_counts
+
 
 def log_prior(class_counts: Union[Sequence[int], np.ndarray, torch.Tensor],
               num_classes: Optional[int] = None) -> torch.Tensor:
@@ -19,9 +21,10 @@ def log_prior(class_counts: Union[Sequence[int], np.ndarray, torch.Tensor],
 
     Args:
         class_counts (Sequence[int] | np.ndarray | torch.Tensor): Training
-            samples of every class, indexed by class. Every count must be
-            positive: a class without training samples has ``log(0) = -inf``,
-            which no adjustment can use.
+            samples of every class, indexed by class, checked by
+            :func:`~etf_plugin.functional.long_tail.check_class_counts`.
+            Every count must be positive: a class without training samples
+            has ``log(0) = -inf``, which no adjustment can use.
         num_classes (int, optional): Number of classes of the model; the
             counts must have exactly this many entries. Defaults to None (no
             check).
@@ -29,26 +32,9 @@ def log_prior(class_counts: Union[Sequence[int], np.ndarray, torch.Tensor],
     Returns:
         torch.Tensor: ``(K,)`` float64 log prior.
     """
-    if isinstance(class_counts, torch.Tensor):
-        class_counts = class_counts.detach().cpu().numpy()
-    counts = np.asarray(class_counts, dtype=np.float64)
-    if counts.ndim != 1 or len(counts) == 0:
-        raise ValueError(f'class_counts must be a non-empty 1-D list of '
-                         f'per-class training counts, got shape '
-                         f'{counts.shape}.')
-    if num_classes is not None and len(counts) != num_classes:
-        raise ValueError(
-            f'The class prior has {len(counts)} entries but the model has '
-            f'{num_classes} classes: give one training count per class '
-            f'(entry k is class k).')
-    bad = np.flatnonzero(~(counts > 0) | ~np.isfinite(counts))
-    if len(bad):
-        shown = ', '.join(f'class {k} has {counts[k]:g}' for k in bad[:10])
-        more = f' and {len(bad) - 10} more' if len(bad) > 10 else ''
-        raise ValueError(
-            f'Every class needs a positive training count for a log prior: '
-            f'{shown}{more}. Drop classes without training samples, or fix '
-            f'the counts.')
+    counts = check_class_counts(
+        class_counts, num_classes, positive=True,
+        owner='The class prior').astype(np.float64)
     return torch.from_numpy(np.log(counts / counts.sum()))
 
 

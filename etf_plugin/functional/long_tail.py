@@ -1,5 +1,6 @@
-"""Long-tail maths: per-class target counts, the subsample that realises them,
-class-aware re-sampling weights and the many/medium/few-shot split of classes.
+"""Long-tail maths: the check of per-class counts, per-class target counts,
+the subsample that realises them, class-aware re-sampling weights and the
+many/medium/few-shot split of classes.
 
 Plain NumPy functions with no dataset, registry or Runner, so the
 ``LongTailDataset`` wrapper, the samplers, the ``LongTailAccuracy`` metric,
@@ -10,6 +11,57 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 LONG_TAIL_PROFILES = ('exp', 'step')
+
+
+def check_class_counts(counts,
+                       num_classes: Optional[int] = None,
+                       positive: bool = False,
+                       owner: str = 'class_counts') -> np.ndarray:
+    """Return per-class sample counts as int64 after checking them: the one
+    check of class counts, whoever gives them (a config, a counts file, a
+    checkpoint, the training set).
+
+    Args:
+        counts (Sequence[int] | np.ndarray | torch.Tensor): Samples per
+            class, entry ``k`` for class ``k``.
+        num_classes (int, optional): The number of entries they must have.
+        positive (bool): Every class needs at least one sample (e.g. for a
+            log prior, where ``log(0)`` has no use). Defaults to False.
+        owner (str): Who checks, shown first in error messages.
+
+    Returns:
+        np.ndarray: The counts, int64, shape ``(K,)``.
+    """
+    if isinstance(counts, str):
+        raise ValueError(f'{owner}: class_counts must be a list of integers, '
+                         f'got the string {counts!r}; for a file use '
+                         f'counts_file=PATH.')
+    if hasattr(counts, 'detach'):  # a torch tensor
+        counts = counts.detach().cpu().numpy()
+    array = np.asarray(counts)
+    if array.ndim != 1 or len(array) == 0:
+        raise ValueError(f'{owner}: the class counts must be a non-empty 1-D '
+                         f'list with one count per class, got {counts!r}.')
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f'{owner}: the class counts must be non-negative '
+                         f'integers, got {array.tolist()}.')
+    if num_classes is not None and len(array) != num_classes:
+        raise ValueError(
+            f'{owner}: the class counts have {len(array)} entries but the '
+            f'model has {num_classes} classes; give one count per class '
+            f'(entry k is class k).')
+    bad = ~np.isfinite(array) | (array != np.round(array))
+    bad = bad | ((array <= 0) if positive else (array < 0))
+    if bad.any():
+        indices = np.flatnonzero(bad)
+        shown = ', '.join(f'class {k} has {array[k]:g}' for k in indices[:10])
+        more = f' and {len(indices) - 10} more' if len(indices) > 10 else ''
+        need = ('positive integers (a class without samples has no use '
+                'here: drop it, or fix the counts)'
+                if positive else 'non-negative integers')
+        raise ValueError(f'{owner}: the class counts must be {need}; '
+                         f'{shown}{more}.')
+    return array.astype(np.int64)
 
 
 def long_tail_counts(

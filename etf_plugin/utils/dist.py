@@ -1,5 +1,6 @@
 """Distributed helpers as plain functions (no Runner): the CPU (gloo)
-launcher that mmengine 0.10.7 lacks, and checks that ranks agree."""
+launcher that mmengine 0.10.7 lacks, the clean end of a distributed run,
+and checks that ranks agree."""
 import datetime
 import os
 import subprocess
@@ -185,3 +186,16 @@ def _first_slurm_node() -> str:
             f'Cannot expand SLURM_NODELIST={node_list!r} with scontrol '
             f'({error}); set MASTER_ADDR to the first node.') from error
     return hosts[0]
+
+
+def destroy_process_group() -> None:
+    """End the default process group, if there is one.
+
+    MMEngine's Runner initialises the group but never destroys it, and a
+    process that exits with it alive gets PyTorch's warning
+    "destroy_process_group() was not called before program exit, which can
+    leak resources" (NCCL). tools/train.py and tools/test.py call this after
+    a run that ended normally; after a failure they exit at once instead.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()

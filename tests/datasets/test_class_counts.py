@@ -5,8 +5,9 @@ from mmpretrain.registry import DATASETS
 
 from mmengine.dataset import ClassBalancedDataset, RepeatDataset
 
-from etf_plugin.datasets import (ClassCountsConsumer, load_class_counts,
-                                 training_class_counts)
+from etf_plugin.datasets import training_class_counts
+from etf_plugin.utils.class_counts import (ClassCountsConsumer,
+                                           load_class_counts)
 
 LABELS = [0] * 7 + [1] * 3 + [3] * 2  # class 2 has no sample
 

@@ -40,8 +40,8 @@ def test_terms_match_their_formulas():
     # which is the package's one DR formula
     torch.testing.assert_close(
         out['loss_cls_classes'],
-        6.0 * dot_regression_loss(cls_score[pos, :4], labels[pos],
-                                  weight=weights[pos], avg_factor=7.0))
+        6.0 * (dot_regression_loss(cls_score[pos, :4], labels[pos]) *
+               weights[pos]).sum() / 7.0)
     # without avg_factor both terms are means over all sampled RoIs
     plain = ETFObjectnessLoss()(cls_score, labels, weights)
     torch.testing.assert_close(plain['loss_cls_classes'], dr.sum() / 8)

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from etf_plugin.functional import (class_balanced_weights,
+from etf_plugin.functional import (check_labels, class_balanced_weights,
                                    dot_regression_loss, hard_label_counts,
                                    simplex_etf)
 
@@ -18,21 +18,18 @@ def test_value_is_half_squared_cosine_gap():
     labels = torch.arange(12) % 5
     cos = h @ etf.T
     expected = 0.5 * (cos[torch.arange(12), labels] - 1)**2
-    loss = dot_regression_loss(cos, labels, reduction='none')
-    assert torch.allclose(loss, expected)
-    assert torch.isclose(dot_regression_loss(cos, labels), expected.mean())
-    assert torch.isclose(
-        dot_regression_loss(cos, labels, reduction='sum'), expected.sum())
-    assert torch.isclose(
-        dot_regression_loss(cos, labels, avg_factor=4.0),
-        expected.sum() / 4.0)
+    # one loss per sample; the reduction is the loss module's
+    assert torch.allclose(dot_regression_loss(cos, labels), expected)
+    # soft one-hot targets give the same values as the labels
+    assert torch.allclose(
+        dot_regression_loss(cos, F.one_hot(labels, 5).double()), expected)
 
 
 def test_gradient_is_pull_only_along_own_class_vector():
     etf = simplex_etf(10, 32, dtype=torch.float64)
     h_hat = F.normalize(_features(8, 32), dim=1).requires_grad_()
     labels = torch.tensor([0, 1, 2, 3, 9, 9, 4, 7])
-    dot_regression_loss(h_hat @ etf.T, labels, reduction='sum').backward()
+    dot_regression_loss(h_hat @ etf.T, labels).sum().backward()
     for i, y in enumerate(labels):
         grad, w_y = h_hat.grad[i], etf[y]
         # no component outside span(w_y): no push from other classes
@@ -56,9 +53,9 @@ def test_soft_target_is_convex_combination():
     b = torch.tensor([3, 2, 1, 0, 2, 3])
     lam = 0.3
     soft = lam * F.one_hot(a, 4) + (1 - lam) * F.one_hot(b, 4)
-    mixed = dot_regression_loss(cos, soft.double(), reduction='none')
-    expected = lam * dot_regression_loss(cos, a, reduction='none') + (
-        1 - lam) * dot_regression_loss(cos, b, reduction='none')
+    mixed = dot_regression_loss(cos, soft.double())
+    expected = lam * dot_regression_loss(cos, a) + (
+        1 - lam) * dot_regression_loss(cos, b)
     assert torch.allclose(mixed, expected)
 
 
@@ -72,8 +69,7 @@ def test_class_balanced_lengths_equalise_class_totals():
                                        dtype=torch.float64))
     # with equal per-sample terms, every present class contributes gamma
     cos = torch.zeros(10, 4, dtype=torch.float64)
-    per_sample = dot_regression_loss(
-        cos, labels, class_balanced=True, reduction='none')
+    per_sample = dot_regression_loss(cos, labels, class_balanced=True)
     totals = torch.zeros(4, dtype=torch.float64).index_add_(
         0, labels, per_sample)
     assert torch.allclose(totals[:3], torch.full((3, ), 0.5 * gamma,
@@ -83,8 +79,7 @@ def test_class_balanced_lengths_equalise_class_totals():
         cos,
         labels,
         class_balanced=True,
-        class_counts=torch.tensor([1.0, 1.0, 1.0, 1.0]),
-        reduction='none')
+        class_counts=torch.tensor([1.0, 1.0, 1.0, 1.0]))
     assert torch.allclose(per_sample_global, 0.5 * torch.ones(10).double())
 
 
@@ -101,8 +96,7 @@ def test_class_balanced_counts_hard_labels_of_soft_targets():
     assert torch.equal(hard_label_counts(smooth, num_classes),
                        hard_label_counts(labels, num_classes))
     cos = torch.zeros(32, num_classes, dtype=torch.float64)
-    weighted = dot_regression_loss(
-        cos, smooth, class_balanced=True, reduction='none')
+    weighted = dot_regression_loss(cos, smooth, class_balanced=True)
     weights = class_balanced_weights(hard_label_counts(labels, num_classes))
     absent = weights.new_ones(num_classes, dtype=torch.bool)
     absent[labels] = False
@@ -126,7 +120,7 @@ def test_unnormalised_variant_matches_released_formula():
     labels = torch.arange(9) % 6
     norm = h.norm(dim=1)
     loss = dot_regression_loss(
-        h @ etf.T, labels, feat_norm=norm, norm_reg=0.01)
+        h @ etf.T, labels, feat_norm=norm, norm_reg=0.01).mean()
     t = etf[labels]
     n = norm.detach()
     expected = (0.5 * ((t * h).sum(1) - n)**2 / n).mean() + 0.01 * norm.mean()
@@ -139,9 +133,15 @@ def test_unnormalised_variant_matches_released_formula():
 def test_bad_labels_and_shapes():
     cos = torch.zeros(3, 4)
     with pytest.raises(ValueError, match='Label 4 is outside'):
-        dot_regression_loss(cos, torch.tensor([0, 4, 1]))
+        check_labels(torch.tensor([0, 4, 1]), 4)
     with pytest.raises(ValueError, match='outside'):
-        dot_regression_loss(cos, torch.tensor([0, -1, 1]))
+        check_labels(torch.tensor([0, -1, 1]), 4)
+    check_labels(torch.tensor([0, 3, 1]), 4)
+    with pytest.raises(ValueError, match='Soft targets have 3 classes'):
+        check_labels(torch.zeros(3, 3), 4)
+    # the loss itself reads no label on the host; its gather refuses them
+    with pytest.raises((IndexError, RuntimeError)):
+        dot_regression_loss(cos, torch.tensor([0, 4, 1]))
     with pytest.raises(ValueError, match='Soft targets have 3 classes'):
         dot_regression_loss(cos, torch.zeros(3, 3))
     with pytest.raises(ValueError, match='feat_norm'):
@@ -151,6 +151,6 @@ def test_bad_labels_and_shapes():
 def test_zero_norm_features_give_finite_loss():
     cos = torch.zeros(2, 3, requires_grad=True)
     loss = dot_regression_loss(
-        cos, torch.tensor([0, 1]), feat_norm=torch.zeros(2))
+        cos, torch.tensor([0, 1]), feat_norm=torch.zeros(2)).sum()
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(cos.grad).all()

@@ -7,10 +7,10 @@ from mmengine.hooks import Hook
 from mmengine.registry import DATASETS
 from mmpretrain.registry import HOOKS
 
-from etf_plugin.datasets.class_counts import (check_class_counts,
-                                              load_class_counts)
 from etf_plugin.datasets.utils import training_class_counts
+from etf_plugin.functional.long_tail import check_class_counts
 from etf_plugin.utils import num_classes_of, unwrap_model
+from etf_plugin.utils.class_counts import load_class_counts
 
 CHECKPOINT_KEY = 'class_counts'  # in checkpoint['meta']
 
@@ -29,7 +29,7 @@ class ClassCountsHook(Hook):
     uses (``metainfo['class_counts']`` of ``LongTailDataset``, else the
     labels, see :func:`~etf_plugin.datasets.training_class_counts`), and
     calls ``set_class_counts`` on every model module, metric and hook that
-    has it (:class:`~etf_plugin.datasets.ClassCountsConsumer`).
+    has it (:class:`~etf_plugin.utils.class_counts.ClassCountsConsumer`).
 
     The counts are saved in ``checkpoint['meta']['class_counts']``, so that
     testing a checkpoint (``tools/test.py``, ``dist_test.sh``, MMPretrain's

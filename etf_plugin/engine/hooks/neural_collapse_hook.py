@@ -10,7 +10,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from etf_plugin.datasets.class_counts import ClassCountsConsumer
+from etf_plugin.utils.class_counts import ClassCountsConsumer
 from etf_plugin.engine.neural_collapse import (NC4_CACHE_MB,
                                               build_nc_dataloader,
                                               collect_nc_statistics,

@@ -8,7 +8,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmpretrain.registry import METRICS
 
-from etf_plugin.datasets.class_counts import ClassCountsConsumer
+from etf_plugin.utils.class_counts import ClassCountsConsumer
 from etf_plugin.functional.label_shift import (DEFAULT_SHIFT_RATIOS,
                                                long_tail_test_prior,
                                                shift_name, shifted_accuracy)

@@ -7,7 +7,7 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmpretrain.registry import METRICS
 
-from etf_plugin.datasets.class_counts import ClassCountsConsumer
+from etf_plugin.utils.class_counts import ClassCountsConsumer
 from etf_plugin.functional.long_tail import class_sizes, shot_groups
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmpretrain.registry import METRICS
 
-from etf_plugin.datasets.class_counts import ClassCountsConsumer
+from etf_plugin.utils.class_counts import ClassCountsConsumer
 from etf_plugin.functional.calibration import (calibration_bin_sums,
                                                calibration_errors,
                                                true_class_nll)

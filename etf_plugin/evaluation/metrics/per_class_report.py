@@ -12,7 +12,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmpretrain.registry import METRICS
 
-from etf_plugin.datasets.class_counts import ClassCountsConsumer
+from etf_plugin.utils.class_counts import ClassCountsConsumer
 from etf_plugin.functional.long_tail import shot_groups
 from etf_plugin.functional.per_class import per_class_statistics
 from etf_plugin.utils.io import atomic_write

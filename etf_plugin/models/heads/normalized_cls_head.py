@@ -24,6 +24,12 @@ class NormalizedClsHead(ClsHead):
     nearly uniform. Argmax predictions do not depend on the scale. Targets,
     ``avg_factor`` and ``cal_acc`` follow ``ClsHead`` exactly.
 
+    ``loss`` reads nothing on the host, so a training step never waits for
+    the accelerator here and the head compiles with ``torch.compile(...,
+    fullgraph=True)``. Non-finite features give a non-finite loss, which
+    MMEngine's machinery handles: under AMP the loss scaler skips the step,
+    otherwise ``NonFiniteLossHook`` stops the run with a message.
+
     Args:
         logit_scale (float): Scale from cosines to logits.
         **kwargs: Passed to ``ClsHead`` (``loss``, ``topk``, ``cal_acc``,
@@ -72,13 +78,7 @@ class NormalizedClsHead(ClsHead):
         Returns:
             dict[str, torch.Tensor]: ``loss`` and optional accuracies.
         """
-        x = self.pre_logits(feats)
-        if not torch.isfinite(x).all():
-            raise FloatingPointError(
-                f'{type(self).__name__} got non-finite (NaN/Inf) features: '
-                f'training has diverged; lower the learning rate or use AMP '
-                f'loss scaling.')
-        dots = self.classifier.dot(x)
+        x, dots = self.classifier.features_and_dots(feats[-1])
         if getattr(self.loss_module, 'takes_cosines', False):
             if not self.classifier.normalize:
                 kwargs['feat_norm'] = x.norm(dim=1)

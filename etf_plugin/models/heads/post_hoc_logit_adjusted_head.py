@@ -7,7 +7,7 @@ from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from etf_plugin.datasets.class_counts import ClassCountsConsumer
+from etf_plugin.utils.class_counts import ClassCountsConsumer
 from etf_plugin.functional.logit_adjustment import adjust_logits, log_prior
 
 

@@ -6,12 +6,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.dist import all_reduce, get_world_size, is_distributed
+from mmpretrain.models.losses.utils import weight_reduce_loss
 from mmpretrain.registry import MODELS
 
 from etf_plugin.functional.dot_regression import (class_balanced_weights,
                                                   hard_label_counts,
-                                                  reduce_loss,
                                                   target_distribution)
+from .utils import check_labels_once
 
 
 @MODELS.register_module()
@@ -27,7 +28,7 @@ class ClassBalancedCrossEntropyLoss(nn.Module):
     Every class present in a batch gets the same total weight ``gamma`` =
     batch size / number of classes present. Soft targets ``p`` give
     ``-sum_k w_k p_k log softmax(z)_k``, as the DR loss weighs its soft
-    targets. The reduction is the DR loss's (``avg_factor`` replaces the
+    targets. The reduction is MMPretrain's (``avg_factor`` replaces the
     sample count of the mean).
 
     Args:
@@ -66,13 +67,20 @@ class ClassBalancedCrossEntropyLoss(nn.Module):
             raise ValueError(f'cls_score must be (N, K), got '
                              f'{tuple(cls_score.shape)}.')
         num_classes = cls_score.shape[1]
-        probs = target_distribution(label, num_classes, cls_score.dtype)
+        check_labels_once(self, label, num_classes)
         counts = hard_label_counts(label, num_classes)
         if is_distributed() and get_world_size() > 1:
             all_reduce(counts)
-        probs = probs * class_balanced_weights(counts).to(probs)
-        loss = -(probs * F.log_softmax(cls_score, dim=1)).sum(dim=1)
+        class_weight = class_balanced_weights(counts).to(cls_score.dtype)
+        if label.dim() == 2:
+            probs = target_distribution(label, num_classes, cls_score.dtype)
+            loss = -(probs * class_weight *
+                     F.log_softmax(cls_score, dim=1)).sum(dim=1)
+        else:
+            label = label.reshape(-1)
+            loss = F.cross_entropy(
+                cls_score, label, reduction='none') * class_weight[label]
         if weight is not None:
-            loss = loss * weight.reshape(-1).to(loss.dtype)
-        return self.loss_weight * reduce_loss(
-            loss, reduction_override or self.reduction, avg_factor)
+            weight = weight.reshape(-1).to(loss.dtype)
+        return self.loss_weight * weight_reduce_loss(
+            loss, weight, reduction_override or self.reduction, avg_factor)

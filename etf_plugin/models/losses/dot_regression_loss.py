@@ -3,12 +3,14 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 from mmengine.dist import all_reduce, get_world_size, is_distributed
+from mmpretrain.models.losses.utils import weight_reduce_loss
 from mmpretrain.registry import MODELS
 
-from etf_plugin.datasets.class_counts import ClassCountsConsumer
 from etf_plugin.functional.dot_regression import (dot_regression_loss,
                                                   hard_label_counts,
                                                   tempered_class_weights)
+from etf_plugin.utils.class_counts import ClassCountsConsumer
+from .utils import check_labels_once
 
 
 @MODELS.register_module()
@@ -21,7 +23,9 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
     ``(cls_score, label)`` like mmpretrain's ``CrossEntropyLoss``, so any head
     that outputs cosine logits can use it. Its class attribute
     ``takes_cosines = True`` tells :class:`ETFHead` to pass the unscaled dot
-    products (a loss of your own declares the same to get them).
+    products (a loss of your own declares the same to get them). Its first
+    batch's labels are checked on the host, later ones are not (see
+    :func:`~etf_plugin.models.losses.utils.check_labels_once`).
 
     The authors' released training differs from the paper's formula in two
     ways that are options here, off by default:
@@ -126,7 +130,8 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
         Returns:
             torch.Tensor: The weighted loss.
         """
-        reduction = reduction_override or self.reduction
+        num_classes = cls_score.shape[1]
+        check_labels_once(self, label, num_classes)
         class_weight = None
         if self.balance_power is not None:
             if self.dataset_class_weight is None:
@@ -134,7 +139,7 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
             class_weight = self.dataset_class_weight
         class_counts = None
         if self.class_balanced and is_distributed() and get_world_size() > 1:
-            class_counts = hard_label_counts(label, cls_score.shape[1])
+            class_counts = hard_label_counts(label, num_classes)
             all_reduce(class_counts)
         loss = dot_regression_loss(
             cls_score,
@@ -143,8 +148,8 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
             class_balanced=self.class_balanced,
             class_counts=class_counts,
             class_weight=class_weight,
-            norm_reg=self.norm_reg,
-            weight=weight,
-            reduction=reduction,
-            avg_factor=avg_factor)
-        return self.loss_weight * loss
+            norm_reg=self.norm_reg)
+        if weight is not None:
+            weight = weight.reshape(-1).to(loss.dtype)
+        return self.loss_weight * weight_reduce_loss(
+            loss, weight, reduction_override or self.reduction, avg_factor)

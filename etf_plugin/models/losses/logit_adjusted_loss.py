@@ -5,7 +5,7 @@ import torch
 from mmpretrain.models.losses import CrossEntropyLoss
 from mmpretrain.registry import MODELS
 
-from etf_plugin.datasets.class_counts import ClassCountsConsumer
+from etf_plugin.utils.class_counts import ClassCountsConsumer
 from etf_plugin.functional.logit_adjustment import adjust_logits, log_prior
 
 

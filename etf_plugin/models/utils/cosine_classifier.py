@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from etf_plugin.functional.etf import safe_normalize, simplex_etf
-from .normalized_classifier import NormalizedClassifier
+from .normalized_classifier import NormalizedClassifier, float32_region
 
 INITS = ('etf', 'normal')
 
@@ -58,5 +58,5 @@ class CosineClassifier(NormalizedClassifier):
 
     def class_vectors(self) -> torch.Tensor:
         """The ``(K, d)`` unit class vectors (the normalised rows)."""
-        with torch.autocast(self.weight.device.type, enabled=False):
+        with float32_region(self.weight):
             return safe_normalize(self.weight.float())

@@ -1,6 +1,7 @@
 """``NormalizedClassifier``: the feature neck and cosine scores shared by the
 fixed-ETF and the learnable cosine classifiers."""
-from typing import Optional
+from contextlib import nullcontext
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -50,12 +51,42 @@ class NormalizedClassifier(nn.Module):
         self.bn = nn.BatchNorm1d(self.feature_dim) if with_bn else None
 
     def class_vectors(self) -> torch.Tensor:
-        """The ``(K, feature_dim)`` class vectors the features meet."""
+        """The ``(K, feature_dim)`` float32 class vectors the features meet
+        (called inside the float32 region)."""
         raise NotImplementedError
 
     def neck(self, x: torch.Tensor) -> torch.Tensor:
         """The features before the L2 normalisation: after the optional
         projection and BatchNorm, in float32."""
+        with float32_region(x):
+            return self._neck(x)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features that meet the class vectors: :meth:`neck`, then the
+        L2 normalisation if enabled."""
+        with float32_region(x):
+            return self._features(x)
+
+    def dot(self, features: torch.Tensor) -> torch.Tensor:
+        """``(N, K)`` float32 dot products of :meth:`features` with the class
+        vectors (cosines when normalised)."""
+        with float32_region(features):
+            return self._dot(features.float())
+
+    def features_and_dots(self, x: torch.Tensor
+                          ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`features` and their :meth:`dot` products in one pass (what
+        a head's loss needs)."""
+        with float32_region(x):
+            features = self._features(x)
+            return features, self._dot(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, K)`` dot products of the input features with the class
+        vectors."""
+        return self.features_and_dots(x)[1]
+
+    def _neck(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f'{type(self).__name__} expects (N, in_channels='
@@ -64,27 +95,26 @@ class NormalizedClassifier(nn.Module):
                 f')), take one token of a transformer (e.g. VisionTransformer'
                 f'(out_type=\'cls_token\')), or set in_channels to the '
                 f'feature width.')
-        with torch.autocast(x.device.type, enabled=False):
-            x = x.float()
-            if self.proj is not None:
-                x = self.proj(x)
-            if self.bn is not None:
-                x = self.bn(x)
+        x = x.float()  # no copy when it is float32 already
+        if self.proj is not None:
+            x = self.proj(x)
+        if self.bn is not None:
+            x = self.bn(x)
         return x
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The features that meet the class vectors: :meth:`neck`, then the
-        L2 normalisation if enabled."""
-        x = self.neck(x)
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._neck(x)
         return safe_normalize(x) if self.normalize else x
 
-    def dot(self, features: torch.Tensor) -> torch.Tensor:
-        """``(N, K)`` float32 dot products of :meth:`features` with the class
-        vectors (cosines when normalised)."""
-        with torch.autocast(features.device.type, enabled=False):
-            return features.float() @ self.class_vectors().t().float()
+    def _dot(self, features: torch.Tensor) -> torch.Tensor:
+        # .float() is free on float32 tensors and guards a half model.
+        return features @ self.class_vectors().float().t()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, K)`` dot products of the input features with the class
-        vectors."""
-        return self.dot(self.features(x))
+
+def float32_region(x: torch.Tensor):
+    """A context in which autocast is off on ``x``'s device: the neck and
+    the dot products run in float32 (see :class:`NormalizedClassifier`).
+    Outside autocast it is a no-op context, which costs less to enter."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.autocast(x.device.type, enabled=False)
+    return nullcontext()

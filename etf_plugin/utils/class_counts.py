@@ -1,49 +1,20 @@
-"""Training samples per class: checking them, and reading an explicit
-override from a list or a file.
+"""Training samples per class for the components that need them: the
+consumer mixin, and an explicit override read from a list or a file.
 
 At run time the counts come from one place, ``ClassCountsHook``, which reads
 them from the training set the runner uses (or from the checkpoint being
 tested) and hands them to every component that asks for them
 (:class:`ClassCountsConsumer`). A component given ``class_counts=[...]`` or
-``counts_file=PATH`` in its config keeps those instead.
+``counts_file=PATH`` in its config keeps those instead. Models, metrics and
+hooks import it from here, so none of them depends on ``etf_plugin.datasets``;
+the counts are checked by
+:func:`etf_plugin.functional.long_tail.check_class_counts`.
 """
 from typing import Optional, Sequence
 
 import numpy as np
 
-
-def check_class_counts(counts,
-                       num_classes: Optional[int] = None,
-                       owner: str = 'This component') -> np.ndarray:
-    """Return ``counts`` as int64 after checking them.
-
-    Args:
-        counts (Sequence[int] | np.ndarray): Samples per class.
-        num_classes (int, optional): The number of entries they must have.
-        owner (str): Name shown in error messages.
-
-    Returns:
-        np.ndarray: The counts, int64, shape ``(K,)``.
-    """
-    if isinstance(counts, str):
-        raise ValueError(f'{owner}: class_counts must be a list of integers, '
-                         f'got the string {counts!r}; for a file use '
-                         f'counts_file=PATH.')
-    array = np.asarray(counts)
-    if array.ndim != 1 or len(array) == 0 or not np.issubdtype(
-            array.dtype, np.number):
-        raise ValueError(f'{owner}: the class counts must be a non-empty '
-                         f'list of integers, got {counts!r}.')
-    if not np.isfinite(array).all() or (array < 0).any() or (
-            array != np.round(array)).any():
-        raise ValueError(f'{owner}: the class counts must be non-negative '
-                         f'integers, got {array.tolist()}.')
-    if num_classes is not None and len(array) != num_classes:
-        raise ValueError(
-            f'{owner}: {len(array)} class counts for a model with '
-            f'{num_classes} classes; give one count per class (entry k is '
-            f'class k).')
-    return array.astype(np.int64)
+from etf_plugin.functional.long_tail import check_class_counts
 
 
 def read_counts_file(path: str) -> np.ndarray:
