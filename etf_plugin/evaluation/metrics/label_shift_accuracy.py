@@ -119,9 +119,11 @@ class LabelShiftAccuracy(ClassCountsConsumer, BaseMetric):
         if not self.logit_adjust:
             return
         source = log_prior(counts) if self.adjust_from == 'train' else 0
-        # log p_test - log p_source, one row per ratio.
+        # log p_test - log p_source, one row per ratio (the test prior is
+        # already a distribution, not counts).
         self._log_prior_shifts = torch.stack([
-            log_prior(long_tail_test_prior(counts, ratio)) - source
+            torch.from_numpy(np.log(long_tail_test_prior(counts, ratio))) -
+            source
             for ratio in self.ratios
         ])
 
