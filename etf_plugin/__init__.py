@@ -3,17 +3,17 @@ long-tailed data and neural-collapse metrics for OpenMMLab.
 
 Importing the package (``custom_imports=dict(imports=['etf_plugin'])`` in a
 config) registers every component in MMPretrain's registries (and in
-MMDetection's when it is installed), and makes mmengine checkpoints loadable
-under torch >= 2.6 (see :mod:`etf_plugin.compat`). The maths is in
+MMDetection's when it is installed), and changes nothing else in MMEngine or
+torch: checkpoint verification, the atomic file backend and the torch >= 2.6
+allow-list are switched on by ``AtomicCheckpointHook`` (every config here
+has it) or by :func:`etf_plugin.engine.enable_verified_checkpoints` in
+scripts outside a Runner. The maths is in
 :mod:`etf_plugin.functional`, imported by name, not re-exported here.
 """
 import importlib.util
 import warnings
 
-from .compat import allow_mmengine_checkpoint_globals
 from .version import __version__
-
-allow_mmengine_checkpoint_globals()
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
 from . import apis  # noqa: E402,F401  (model zoo for mmpretrain.get_model)

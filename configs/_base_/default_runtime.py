@@ -27,6 +27,10 @@ default_hooks = dict(
 #   rank must classify with the same fixed ETF, checked once the checkpoint
 #   is loaded; and every rank evaluates rank 0's BatchNorm statistics, so
 #   validation, NeuralCollapseHook and the saved checkpoint agree.
+# - PreemptionHook: on SIGTERM or SIGUSR1 (a scheduler's preemption or
+#   time-limit warning, scancel) every rank finishes its iteration, the
+#   ranks save that iteration and exit with status 75; --resume continues
+#   at the next batch, bit-identical to an uninterrupted run.
 # - RunSummaryHook: the final metrics and where the checkpoint and logs are,
 #   in a few lines at the end of the run.
 # A config that sets its own custom_hooks replaces this list: append to
@@ -36,6 +40,7 @@ custom_hooks = [
     dict(type='EpochSeedHook'),
     dict(type='ETFConsistencyHook'),
     dict(type='BroadcastBuffersHook'),
+    dict(type='PreemptionHook'),
     dict(type='RunSummaryHook'),
 ]
 

@@ -15,7 +15,8 @@ from mmengine.runner.checkpoint import find_latest_checkpoint
 from mmpretrain.registry import HOOKS
 
 from ..checkpoint_io import (ATOMIC_BACKEND, SIDECAR_SUFFIX, atomic_write,
-                             is_temporary, remove_checkpoint)
+                             enable_verified_checkpoints, is_temporary,
+                             remove_checkpoint)
 
 # Scheduler state that records progress, not the schedule itself.
 _PROGRESS_KEYS = frozenset({
@@ -116,6 +117,9 @@ class AtomicCheckpointHook(CheckpointHook):
     # ------------------------------------------------------------------
     # before training: backend, leftovers, work-dir reuse
     def before_run(self, runner) -> None:
+        # MMEngine runs before_run before it loads or resumes a checkpoint
+        # (Runner.train/val/test), so every load of this run is verified.
+        enable_verified_checkpoints()
         # In before_run, not before_train: other hooks' before_train (e.g.
         # NeuralCollapseHook setting aside an old nc_metrics.json) must not
         # run on a work dir this hook refuses. Runner.test() and val() call
