@@ -23,10 +23,11 @@ default_hooks = dict(
 #   and saves them in every checkpoint for testing.
 # - EpochSeedHook: every epoch starts from random states given by (seed,
 #   epoch), so a resumed run repeats the uninterrupted one exactly.
-# - ETFConsistencyHook, BroadcastBuffersHook (no-ops in one process): every
-#   rank must classify with the same fixed ETF, checked once the checkpoint
-#   is loaded; and every rank evaluates rank 0's BatchNorm statistics, so
-#   validation, NeuralCollapseHook and the saved checkpoint agree.
+# - RankConsistencyHook (a no-op in one process): every rank must classify
+#   with the same fixed ETF, checked once the checkpoint is loaded; and
+#   every rank evaluates rank 0's BatchNorm statistics (MMEngine's
+#   SyncBuffersHook, broadcasting instead of averaging), so validation,
+#   NeuralCollapseHook and the saved checkpoint agree.
 # - PreemptionHook: on SIGTERM or SIGUSR1 (a scheduler's preemption or
 #   time-limit warning, scancel) every rank finishes its iteration, the
 #   ranks save that iteration and exit with status 75; --resume continues
@@ -38,8 +39,7 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='ClassCountsHook'),
     dict(type='EpochSeedHook'),
-    dict(type='ETFConsistencyHook'),
-    dict(type='BroadcastBuffersHook'),
+    dict(type='RankConsistencyHook'),
     dict(type='PreemptionHook'),
     dict(type='RunSummaryHook'),
 ]

@@ -31,7 +31,6 @@ import sys
 import pytest
 import torch
 
-from etf_plugin.engine import enable_verified_checkpoints
 from etf_plugin.engine.hooks.preemption_hook import PREEMPTED_EXIT_CODE
 from helpers import MMPRETRAIN_TOOLS, REPO_ROOT, load_tool, run_tool
 
@@ -48,8 +47,6 @@ OPTIONS = [
 FAULTS = ('ETF_FAULT_EXIT_AFTER_EPOCH', 'ETF_FAULT_KILL_AT',
           'ETF_FAULT_FREEZE', 'ETF_FAULT_SIGNAL_AT', 'ETF_FAULT_PAUSE_AT',
           'ETF_FAULT_PAUSE_IN_SAVE')
-# torch.load (weights_only) of the mmengine checkpoints below
-enable_verified_checkpoints()
 
 
 def run(args, expect_rc=0, **fault):

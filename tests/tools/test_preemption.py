@@ -27,7 +27,6 @@ import time
 import pytest
 import torch
 
-from etf_plugin.engine import enable_verified_checkpoints
 from etf_plugin.engine.checkpoint_io import verify_checkpoint_file
 from etf_plugin.engine.hooks.preemption_hook import PREEMPTED_EXIT_CODE
 from helpers import REPO_ROOT, final_metrics, free_port
@@ -42,7 +41,6 @@ OPTIONS = [
 ]
 PAUSE_S = 1.0  # how long rank 0 waits at the fault point for the signal
 TIMEOUT = 300
-enable_verified_checkpoints()  # torch.load of mmengine checkpoints
 
 
 def start(work_dir, *extra, **fault):

@@ -2,6 +2,7 @@
 preemption, ``scancel``, a spot-instance notice) saves the iteration it is
 at and exits with a status that asks for a requeue; ``--resume`` continues
 at the next batch, exactly as the uninterrupted run would have."""
+import os
 import os.path as osp
 import random
 import signal
@@ -44,14 +45,18 @@ def set_random_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states['cuda'])
 
 
-class _IgnoreSignalsInWorker:
-    """A dataloader ``worker_init_fn`` that makes the worker ignore
-    ``signals``, then calls ``worker_init_fn``.
+class _SurviveSignalsInWorker:
+    """A dataloader ``worker_init_fn`` after which the worker survives
+    ``signals`` sent by anyone but its parent, then ``worker_init_fn``.
 
-    PyTorch's workers die on SIGTERM (and on SIGUSR1, by default), and the
-    main process then fails at once ("DataLoader worker ... is killed by
-    signal"). A scheduler signals every process of the job, so without this
-    the iteration in progress could not finish and be saved.
+    A scheduler signals every process of the job (Slurm's step, torchrun's
+    process group), and PyTorch's workers die on SIGTERM (and SIGUSR1);
+    the main process then fails at once ("DataLoader worker ... is killed by
+    signal") and the iteration in progress cannot be saved. The DataLoader
+    itself stops a worker that does not exit in time with SIGTERM, which
+    must still work. So the signals are blocked in the worker and a thread
+    waits for them: one from the parent process ends the worker, others are
+    ignored. (Where ``signal.sigwaitinfo`` is missing, nothing changes.)
     """
 
     def __init__(self, signals, worker_init_fn=None):
@@ -59,10 +64,17 @@ class _IgnoreSignalsInWorker:
         self.worker_init_fn = worker_init_fn
 
     def __call__(self, worker_id: int) -> None:
-        for signum in self.signals:
-            signal.signal(signum, signal.SIG_IGN)
+        if hasattr(signal, 'sigwaitinfo'):
+            signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
+            threading.Thread(
+                target=self._wait, args=(os.getppid(), ), daemon=True).start()
         if self.worker_init_fn is not None:
             self.worker_init_fn(worker_id)
+
+    def _wait(self, parent: int) -> None:
+        while True:
+            if signal.sigwaitinfo(self.signals).si_pid == parent:
+                os._exit(0)
 
 
 class _ContinuedEpoch:
@@ -131,9 +143,10 @@ class PreemptionHook(Hook):
     at the next training iteration; one after the last iteration lets the
     run finish.
 
-    The dataloader workers ignore these signals, so a signal sent to every
-    process of the job (as Slurm and torchrun do) does not kill them under
-    the iteration that is to be saved.
+    The dataloader workers survive these signals unless their parent sends
+    them, so a signal sent to every process of the job (as Slurm and
+    torchrun do) does not kill them under the iteration that is to be
+    saved.
 
     Args:
         signals (Sequence[str]): The signals that stop the run. Defaults to
@@ -183,9 +196,9 @@ class PreemptionHook(Hook):
 
     def _protect_workers(self, loader) -> None:
         if not getattr(loader, 'num_workers', 0) or isinstance(
-                loader.worker_init_fn, _IgnoreSignalsInWorker):
+                loader.worker_init_fn, _SurviveSignalsInWorker):
             return
-        loader.worker_init_fn = _IgnoreSignalsInWorker(
+        loader.worker_init_fn = _SurviveSignalsInWorker(
             self.signals, loader.worker_init_fn)
 
     def after_train(self, runner) -> None:
