@@ -17,8 +17,7 @@ from mmengine.runner import Runner
 
 import etf_plugin  # noqa: F401  (registers the plugin's modules)
 from etf_plugin.engine import enable_verified_checkpoints
-from etf_plugin.engine.hooks.atomic_checkpoint_hook import \
-    check_work_dir_is_new
+from etf_plugin.engine.hooks.run_guard_hook import check_work_dir_is_new
 from common import (add_common_args, exit_at_once_if_distributed, finish,
                     parse, set_dataloader_defaults, set_work_dir)
 
@@ -83,8 +82,9 @@ def main():
     args = parse_args()
     enable_verified_checkpoints()
     cfg = merge_args(Config.fromfile(args.config), args)
-    # Before anything is written there (AtomicCheckpointHook checks again,
-    # for MMPretrain's own tools/train.py).
+    # Before the Runner writes anything there (it dumps the config into the
+    # work dir); RunGuardHook checks in before_run, for MMPretrain's own
+    # tools/train.py.
     check_work_dir_is_new(cfg.work_dir, resuming=cfg.get('resume', False))
     with exit_at_once_if_distributed():
         runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else

@@ -9,12 +9,13 @@ custom_imports = dict(imports=['etf_plugin'], allow_failed_imports=False)
 
 # AtomicCheckpointHook: MMEngine's CheckpointHook, but a save killed midway
 # never loses the last good checkpoint (temporary file + fsync + rename, old
-# checkpoints deleted after the new one is complete), each checkpoint gets a
-# .sha256 sidecar that every load verifies, training a new run into a work
-# dir with checkpoints is refused, and so is a resume whose schedule changed
-# (see docs/robustness.md).
+# checkpoints deleted after the new one is complete) and each checkpoint gets
+# a .sha256 sidecar that every load verifies. RunGuardHook: training a new
+# run into a work dir with checkpoints is refused, and so is a resume whose
+# schedule changed (see docs/robustness.md).
 default_hooks = dict(
-    checkpoint=dict(type='AtomicCheckpointHook', max_keep_ckpts=3))
+    checkpoint=dict(type='AtomicCheckpointHook', max_keep_ckpts=3),
+    run_guard=dict(type='RunGuardHook'))
 
 # - ClassCountsHook: the one source of the training samples per class. It
 #   reads them from the training set the runner uses (so a command-line

@@ -6,10 +6,12 @@ from .freeze_modules_hook import FreezeModulesHook
 from .neural_collapse_hook import NeuralCollapseHook
 from .preemption_hook import PreemptionHook
 from .rank_consistency_hook import RankConsistencyHook
+from .run_guard_hook import RunGuardHook
 from .run_summary_hook import RunSummaryHook
 
 __all__ = [
     'AtomicCheckpointHook', 'ClassCountsHook', 'CPUThreadsHook',
     'EpochSeedHook', 'FreezeModulesHook', 'NeuralCollapseHook',
-    'PreemptionHook', 'RankConsistencyHook', 'RunSummaryHook'
+    'PreemptionHook', 'RankConsistencyHook', 'RunGuardHook',
+    'RunSummaryHook'
 ]
