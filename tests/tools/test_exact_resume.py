@@ -32,7 +32,8 @@ import pytest
 import torch
 
 from etf_plugin.engine.hooks.preemption_hook import PREEMPTED_EXIT_CODE
-from helpers import MMPRETRAIN_TOOLS, REPO_ROOT, load_tool, run_tool
+from helpers import (MMPRETRAIN_TOOLS, REPO_ROOT, assert_same_weights,
+                     last_checkpoint, load_tool, run_tool)
 
 pytestmark = pytest.mark.slow
 
@@ -72,10 +73,6 @@ def train(work_dir, *extra, expect_rc=0, session=False, **fault):
                 *OPTIONS], expect_rc=expect_rc, **fault)
 
 
-def weights(path):
-    return torch.load(path)['state_dict']
-
-
 def val_metrics(work_dir, step):
     """The validation metrics logged at ``step`` (epoch), from the latest
     run in the work dir that logged it."""
@@ -98,18 +95,9 @@ def val_metrics(work_dir, step):
 
 def assert_same_run(work_dir, reference):
     """Bit-identical final weights and identical epoch-6 metrics."""
-    got = weights(osp.join(str(work_dir), 'epoch_6.pth'))
-    want = weights(osp.join(reference, 'epoch_6.pth'))
-    assert got.keys() == want.keys()
-    differ = [k for k in want if not torch.equal(got[k], want[k])]
-    assert not differ, f'{len(differ)} of {len(want)} tensors differ: ' \
-        f'{differ[:5]}'
+    assert_same_weights(osp.join(str(work_dir), 'epoch_6.pth'),
+                        osp.join(reference, 'epoch_6.pth'))
     assert val_metrics(work_dir, 6) == val_metrics(reference, 6)
-
-
-def last_checkpoint(work_dir):
-    with open(osp.join(str(work_dir), 'last_checkpoint')) as f:
-        return f.read()
 
 
 @pytest.fixture(scope='module')

@@ -25,11 +25,11 @@ import tempfile
 import time
 
 import pytest
-import torch
 
 from etf_plugin.engine.checkpoint_io import verify_checkpoint_file
 from etf_plugin.engine.hooks.preemption_hook import PREEMPTED_EXIT_CODE
-from helpers import REPO_ROOT, final_metrics, free_port
+from helpers import (REPO_ROOT, assert_same_weights, final_metrics,
+                     free_port, last_checkpoint)
 
 pytestmark = pytest.mark.slow
 
@@ -102,23 +102,10 @@ def signal_at_pauses(process, output, work_dir, count):
     return rc, log, ended - signalled, ended - pause_end
 
 
-def weights(path):
-    return torch.load(path)['state_dict']
-
-
 def assert_same_run(work_dir, reference, log, reference_log):
-    got = weights(osp.join(str(work_dir), 'epoch_3.pth'))
-    want = weights(osp.join(reference, 'epoch_3.pth'))
-    assert got.keys() == want.keys()
-    differ = [k for k in want if not torch.equal(got[k], want[k])]
-    assert not differ, f'{len(differ)} of {len(want)} tensors differ: ' \
-        f'{differ[:5]}'
+    assert_same_weights(osp.join(str(work_dir), 'epoch_3.pth'),
+                        osp.join(reference, 'epoch_3.pth'))
     assert final_metrics(log, 'val') == final_metrics(reference_log, 'val')
-
-
-def last_checkpoint(work_dir):
-    with open(osp.join(str(work_dir), 'last_checkpoint')) as f:
-        return f.read()
 
 
 @pytest.fixture(scope='module')
