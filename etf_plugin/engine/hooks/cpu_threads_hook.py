@@ -14,10 +14,9 @@ class CPUThreadsHook(Hook):
     PyTorch uses one thread per core by default. For a small model (the
     digits demo's ResNet-32 on 8x8 images) each operation is too short to
     split, and on a machine shared with other work the threads spend their
-    time waiting for each other: the demo ran 3.5x faster with one thread
-    than with two on a 2-core machine running a second job. A fixed count
-    also keeps CPU results bit-reproducible (float reductions split over
-    threads differ in rounding).
+    time waiting for each other (README gives the measured times). A fixed
+    count also keeps CPU results bit-reproducible (float reductions split
+    over threads differ in rounding).
 
     The environment wins: with ``OMP_NUM_THREADS`` set, the hook does
     nothing, so ``OMP_NUM_THREADS=2 python tools/train.py ...`` overrides

@@ -14,6 +14,7 @@ import torch
 from mmengine.dist import (all_gather_object, all_reduce, barrier, get_rank,
                            get_world_size, is_main_process)
 from mmengine.hooks import CheckpointHook, Hook
+from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
 from ..checkpoint_io import remove_checkpoint
@@ -290,6 +291,8 @@ class PreemptionHook(Hook):
         if at is None or (runner.epoch, runner.iter) != (at['epoch'],
                                                          at['iter']):
             return  # loaded as weights (load_from), not resumed
+        if not isinstance(runner.train_loop, EpochBasedTrainLoop):
+            return  # IterBasedTrainLoop skips the trained batches itself
         skip = at['batches_done']
         states = at['random_states']
         if len(states) == get_world_size():
