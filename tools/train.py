@@ -6,8 +6,9 @@
 
 It also imports etf_plugin, switches on its verified checkpoints
 (``enable_verified_checkpoints``) and, for distributed runs without a GPU,
-switches the backend to gloo. A work dir that holds checkpoints is refused unless the
-run resumes (--resume), rather than overwriting part of an earlier run.
+switches the backend to gloo. A work dir that holds checkpoints is refused
+unless the run resumes (--resume), rather than overwriting part of an
+earlier run.
 """
 import argparse
 

@@ -18,8 +18,9 @@ plugin, without patching MMEngine:
   through it.
 * :func:`load_from_verified_local`, MMEngine's ``CheckpointLoader`` for
   local paths once enabled (in place of ``load_from_local``), so every load
-  through MMEngine is verified first: ``load_from``, ``--resume``, ``tools/test.py``
-  (ours and MMPretrain's), ``init_cfg=dict(type='Pretrained')`` and
+  through MMEngine is verified first: ``load_from``, ``--resume``,
+  ``tools/test.py`` (ours and MMPretrain's),
+  ``init_cfg=dict(type='Pretrained')`` and
   ``mmengine.runner.load_checkpoint``. It refuses an empty file, a file whose
   bytes do not match its sidecar, and, without a sidecar, a truncated zip
   archive or one whose CRC-32 records do not match (``torch.save`` stores a

@@ -1,8 +1,8 @@
 """AtomicCheckpointHook, the verifying checkpoint loader
 (etf_plugin.engine.checkpoint_io) and RunGuardHook, with faults injected
 in-process: a save killed at each step, flipped bytes, truncated and empty
-files, a reused work dir, a resume with a changed schedule. The same faults in real
-training runs are in tests/tools/test_exact_resume.py."""
+files, a reused work dir, a resume with a changed schedule. The same faults
+in real training runs are in tests/tools/test_exact_resume.py."""
 import os
 import os.path as osp
 import uuid
