@@ -3,6 +3,7 @@ dataloader workers that survive a job-wide signal but not their parent's
 stop. Whole runs (tools/train.py, tools/dist_train.sh, the Slurm flow) are
 in tests/tools/test_exact_resume.py, test_preemption.py and
 test_slurm_train.py."""
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -16,7 +17,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from etf_plugin.engine.hooks import PreemptionHook
-from etf_plugin.engine.hooks.preemption_hook import (_SurviveSignalsInWorker,
+from etf_plugin.engine.hooks.preemption_hook import (_Epoch,
+                                                     _SurviveSignalsInWorker,
                                                      random_states,
                                                      set_random_states)
 
@@ -62,19 +64,22 @@ class Slow(torch.utils.data.Dataset):
 @pytest.mark.skipif(not hasattr(signal, 'sigwaitinfo'),
                     reason='needs signal.sigwaitinfo (Linux)')
 def test_workers_survive_others_signals_but_not_their_parents():
+    signals = [signal.SIGTERM]
     loader = DataLoader(
         Slow(), batch_size=2, num_workers=1,
-        worker_init_fn=_SurviveSignalsInWorker([signal.SIGTERM]))
-    batches = iter(loader)
+        worker_init_fn=_SurviveSignalsInWorker(signals))
+    loop = SimpleNamespace(dataloader=loader)
+    batches = iter(_Epoch(loop, signals))  # as the hook hands it over
     assert next(batches).tolist() == [0, 1]
-    worker = batches._workers[0]
+    worker, = multiprocessing.active_children()
     # SIGTERM from another process (a scheduler, torchrun's killpg)
     subprocess.run(['kill', '-TERM', str(worker.pid)], check=True)
     assert [b.tolist() for b in batches][-1] == [38, 39]  # all delivered
+    assert loop.dataloader is loader  # given back after the epoch
     # the DataLoader's own stop (terminate() from the parent) still works
-    batches = iter(loader)
+    batches = iter(_Epoch(loop, signals))
     next(batches)
-    worker = batches._workers[0]
+    worker, = multiprocessing.active_children()
     worker.terminate()
     worker.join(10)
     assert not worker.is_alive()

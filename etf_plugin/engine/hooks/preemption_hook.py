@@ -55,9 +55,11 @@ class _SurviveSignalsInWorker:
     the main process then fails at once ("DataLoader worker ... is killed by
     signal") and the iteration in progress cannot be saved. The DataLoader
     itself stops a worker that does not exit in time with SIGTERM, which
-    must still work. So the signals are blocked in the worker and a thread
-    waits for them: one from the parent process ends the worker, others are
-    ignored. (Where ``signal.sigwaitinfo`` is missing, nothing changes.)
+    must still work. So the signals stay blocked in the worker (they are
+    blocked while :class:`_Epoch` starts the workers, so that threads a
+    library starts at fork inherit that too) and a thread waits for them:
+    one from the parent process ends the worker, others are ignored. (Where
+    ``signal.sigwaitinfo`` is missing, nothing changes.)
     """
 
     def __init__(self, signals, worker_init_fn=None):
@@ -78,26 +80,34 @@ class _SurviveSignalsInWorker:
                 os._exit(0)
 
 
-class _ContinuedEpoch:
-    """The training dataloader for the epoch a run resumes in the middle of.
+class _Epoch:
+    """One epoch of a loop's dataloader, as the hook hands it to the loop.
 
-    It reads the batches the run had already trained on and drops them, so
-    the sampler's order and every dataloader worker's random generator are
+    Its workers start with the stop signals blocked (see
+    :class:`_SurviveSignalsInWorker`). When a run resumes in the middle of
+    the epoch, it reads the ``skip`` batches already trained on and drops
+    them, so the sampler's order and every worker's random generator are
     where they were (MMEngine's ``IterBasedTrainLoop`` skips the same way),
-    then restores the main process's random generators as they were saved
-    and yields the remaining batches. After the epoch the loop gets its own
+    restores the main process's random generators as they were saved, and
+    yields the remaining batches. Afterwards the loop gets its own
     dataloader back.
     """
 
-    def __init__(self, loop, skip: int, states: Optional[dict]):
+    def __init__(self, loop, signals, skip: int = 0,
+                 states: Optional[dict] = None):
         self._loop = loop
         self._loader = loop.dataloader
+        self._signals = signals
         self._skip = skip
         self._states = states
 
     def __iter__(self):
         try:
-            batches = iter(self._loader)
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, self._signals)
+            try:
+                batches = iter(self._loader)  # starts the workers
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             for _ in range(self._skip):
                 next(batches)
             if self._states is not None:
@@ -202,6 +212,11 @@ class PreemptionHook(Hook):
         loader.worker_init_fn = _SurviveSignalsInWorker(
             self.signals, loader.worker_init_fn)
 
+    def before_val_epoch(self, runner) -> None:
+        if self._previous:  # during training
+            runner.val_loop.dataloader = _Epoch(runner.val_loop,
+                                                self.signals)
+
     def after_train(self, runner) -> None:
         self._restore_handlers()
         if not is_main_process():
@@ -287,18 +302,24 @@ class PreemptionHook(Hook):
         # after EpochSeedHook (VERY_HIGH) has set this epoch's worker_init_fn
         self._protect_workers(runner.train_dataloader)
         self._epoch_first_iter = runner.iter
-        at, self._resume_at = self._resume_at, None
-        if at is None or (runner.epoch, runner.iter) != (at['epoch'],
-                                                         at['iter']):
-            return  # loaded as weights (load_from), not resumed
         if not isinstance(runner.train_loop, EpochBasedTrainLoop):
             return  # IterBasedTrainLoop skips the trained batches itself
+        at, self._resume_at = self._resume_at, None
+        skip, state = 0, None
+        if at is not None and (runner.epoch, runner.iter) == (at['epoch'],
+                                                               at['iter']):
+            skip, state = self._continue_epoch(runner, at)
+        runner.train_loop.dataloader = _Epoch(runner.train_loop,
+                                              self.signals, skip, state)
+
+    def _continue_epoch(self, runner, at: dict):
+        """The batches to skip and this rank's random states, resuming
+        mid-epoch (not for a checkpoint loaded with ``load_from``)."""
         skip = at['batches_done']
         states = at['random_states']
-        if len(states) == get_world_size():
-            state = states[get_rank()]
-        else:
-            state = None
+        state = states[get_rank()] if len(states) == get_world_size() \
+            else None
+        if state is None:
             runner.logger.warning(
                 f'PreemptionHook: the checkpoint was saved by '
                 f'{len(states)} processes and this run has '
@@ -310,8 +331,7 @@ class PreemptionHook(Hook):
             f'batch {skip}; reading the {skip} batches already trained on '
             f'again, so that the data order and augmentations of the rest '
             f'are those of an uninterrupted run.')
-        runner.train_loop.dataloader = _ContinuedEpoch(
-            runner.train_loop, skip, state)
+        return skip, state
 
 
 def _last_checkpoint(runner) -> Optional[str]:
