@@ -23,6 +23,11 @@ contain, as ``pickletools`` shows for a saved one:
   statistics (pickle protocol 2 stores ``HistoryBuffer.mean`` that way);
   nothing else, so ``register_statistics``, ``statistics``, ``update`` or
   any attribute of another object cannot be reached.
+
+Importing this module allow-lists nothing:
+:func:`allow_mmengine_checkpoint_globals` runs when :func:`etf_plugin.engine.enable_verified_checkpoints` switches the
+plugin's checkpoint guarantees on (``AtomicCheckpointHook`` does, before a
+Runner loads anything).
 """
 import pickle
 

@@ -30,6 +30,17 @@ def default_scope(request):
         yield
 
 
+@pytest.fixture(scope='session', autouse=True)
+def verified_checkpoints():
+    """The tests torch.load MMEngine checkpoints as a script outside a
+    Runner does: after etf_plugin.engine.enable_verified_checkpoints()
+    (``import etf_plugin`` alone changes nothing; runs of our configs switch
+    it on in AtomicCheckpointHook, and the tools' tests run them in fresh
+    processes)."""
+    from etf_plugin.engine import enable_verified_checkpoints
+    enable_verified_checkpoints()
+
+
 @pytest.fixture
 def one_thread():
     """torch on one thread during the test: on two busy cores torch's

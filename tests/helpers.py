@@ -115,3 +115,21 @@ def default_sampler_shard(items, rank, world_size):
     multiple of ``world_size``, then interleaved."""
     total = -(-len(items) // world_size) * world_size
     return (list(items) * 2)[:total][rank:total:world_size]
+
+
+def assert_same_weights(path, reference):
+    """Checkpoint ``path`` holds the same state_dict keys as ``reference``
+    and every tensor is bit-identical (the exact-resume tests)."""
+    import torch
+    got = torch.load(path)['state_dict']
+    want = torch.load(reference)['state_dict']
+    assert got.keys() == want.keys()
+    differ = [k for k in want if not torch.equal(got[k], want[k])]
+    assert not differ, f'{len(differ)} of {len(want)} tensors differ: ' \
+        f'{differ[:5]}'
+
+
+def last_checkpoint(work_dir):
+    """What ``last_checkpoint`` in ``work_dir`` names."""
+    with open(os.path.join(str(work_dir), 'last_checkpoint')) as f:
+        return f.read()

@@ -104,9 +104,14 @@ def exit_at_once_if_distributed():
         if not (torch_dist.is_available() and torch_dist.is_initialized()
                 and torch_dist.get_world_size() > 1):
             raise
-        traceback.print_exc()
+        error = sys.exc_info()[1]
+        status = 1
+        if isinstance(error, SystemExit):
+            status = error.code if isinstance(error.code, int) else 1
+        else:
+            traceback.print_exc()
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(1)
+        os._exit(status)
     destroy_process_group()

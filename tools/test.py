@@ -10,7 +10,9 @@
 the training split that the long-tailed training subset left out: where
 knobs (τ, a post-hoc scale) are chosen without touching the test split.
 
-It also imports etf_plugin and, for distributed runs without a GPU, switches
+It also imports etf_plugin, switches on its verified checkpoints
+(``enable_verified_checkpoints``: also for configs without
+``AtomicCheckpointHook``) and, for distributed runs without a GPU, switches
 the backend to gloo.
 """
 import argparse
@@ -24,6 +26,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import etf_plugin  # noqa: F401  (registers the plugin's modules)
+from etf_plugin.engine import enable_verified_checkpoints
 from etf_plugin.datasets import heldout_dataset_cfg, innermost_dataset_cfg
 from common import (add_common_args, exit_at_once_if_distributed, finish,
                     parse, set_dataloader_defaults, set_work_dir)
@@ -95,6 +98,7 @@ def merge_args(cfg, args):
 
 def main():
     args = parse_args()
+    enable_verified_checkpoints()
     cfg = merge_args(Config.fromfile(args.config), args)
     with exit_at_once_if_distributed():
         runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else

@@ -4,9 +4,11 @@
         [--no-validate] [--auto-scale-lr] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
 
-It also imports etf_plugin and, for distributed runs without a GPU, switches
-the backend to gloo. A work dir that holds checkpoints is refused unless the
-run resumes (--resume), rather than overwriting part of an earlier run.
+It also imports etf_plugin, switches on its verified checkpoints
+(``enable_verified_checkpoints``) and, for distributed runs without a GPU,
+switches the backend to gloo. A work dir that holds checkpoints is refused
+unless the run resumes (--resume), rather than overwriting part of an
+earlier run.
 """
 import argparse
 
@@ -15,8 +17,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import etf_plugin  # noqa: F401  (registers the plugin's modules)
-from etf_plugin.engine.hooks.atomic_checkpoint_hook import \
-    check_work_dir_is_new
+from etf_plugin.engine import enable_verified_checkpoints
+from etf_plugin.engine.hooks.run_guard_hook import check_work_dir_is_new
 from common import (add_common_args, exit_at_once_if_distributed, finish,
                     parse, set_dataloader_defaults, set_work_dir)
 
@@ -79,9 +81,11 @@ def merge_args(cfg, args):
 
 def main():
     args = parse_args()
+    enable_verified_checkpoints()
     cfg = merge_args(Config.fromfile(args.config), args)
-    # Before anything is written there (AtomicCheckpointHook checks again,
-    # for MMPretrain's own tools/train.py).
+    # Before the Runner writes anything there (it dumps the config into the
+    # work dir); RunGuardHook checks in before_run, for MMPretrain's own
+    # tools/train.py.
     check_work_dir_is_new(cfg.work_dir, resuming=cfg.get('resume', False))
     with exit_at_once_if_distributed():
         runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else

@@ -9,12 +9,13 @@ custom_imports = dict(imports=['etf_plugin'], allow_failed_imports=False)
 
 # AtomicCheckpointHook: MMEngine's CheckpointHook, but a save killed midway
 # never loses the last good checkpoint (temporary file + fsync + rename, old
-# checkpoints deleted after the new one is complete), each checkpoint gets a
-# .sha256 sidecar that every load verifies, training a new run into a work
-# dir with checkpoints is refused, and so is a resume whose schedule changed
-# (see docs/robustness.md).
+# checkpoints deleted after the new one is complete) and each checkpoint gets
+# a .sha256 sidecar that every load verifies. RunGuardHook: training a new
+# run into a work dir with checkpoints is refused, and so is a resume whose
+# schedule changed (see docs/robustness.md).
 default_hooks = dict(
-    checkpoint=dict(type='AtomicCheckpointHook', max_keep_ckpts=3))
+    checkpoint=dict(type='AtomicCheckpointHook', max_keep_ckpts=3),
+    run_guard=dict(type='RunGuardHook'))
 
 # - ClassCountsHook: the one source of the training samples per class. It
 #   reads them from the training set the runner uses (so a command-line
@@ -23,10 +24,15 @@ default_hooks = dict(
 #   and saves them in every checkpoint for testing.
 # - EpochSeedHook: every epoch starts from random states given by (seed,
 #   epoch), so a resumed run repeats the uninterrupted one exactly.
-# - ETFConsistencyHook, BroadcastBuffersHook (no-ops in one process): every
-#   rank must classify with the same fixed ETF, checked once the checkpoint
-#   is loaded; and every rank evaluates rank 0's BatchNorm statistics, so
-#   validation, NeuralCollapseHook and the saved checkpoint agree.
+# - RankConsistencyHook (a no-op in one process): every rank must classify
+#   with the same fixed ETF, checked once the checkpoint is loaded; and
+#   every rank evaluates rank 0's BatchNorm statistics (MMEngine's
+#   SyncBuffersHook, broadcasting instead of averaging), so validation,
+#   NeuralCollapseHook and the saved checkpoint agree.
+# - PreemptionHook: on SIGTERM or SIGUSR1 (a scheduler's preemption or
+#   time-limit warning, scancel) every rank finishes its iteration, the
+#   ranks save that iteration and exit with status 75; --resume continues
+#   at the next batch, bit-identical to an uninterrupted run.
 # - NonFiniteLossHook: stops a diverged run (NaN/Inf loss) with a message; the
 #   heads and losses do not check on the host, which would stall the GPU.
 #   Under AMP the loss scaler skips an overflowing step and training goes on.
@@ -37,8 +43,8 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='ClassCountsHook'),
     dict(type='EpochSeedHook'),
-    dict(type='ETFConsistencyHook'),
-    dict(type='BroadcastBuffersHook'),
+    dict(type='RankConsistencyHook'),
+    dict(type='PreemptionHook'),
     dict(type='NonFiniteLossHook'),
     dict(type='RunSummaryHook'),
 ]

@@ -60,7 +60,11 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4))
 
+# etf_plugin's CheckpointHook (registered in MMPretrain's scope): atomic,
+# checksummed saves, verified loads (also by MMDetection's tools/test.py).
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=25),
-    checkpoint=dict(type='CheckpointHook', interval=12, max_keep_ckpts=1))
+    checkpoint=dict(
+        type='mmpretrain.AtomicCheckpointHook', interval=12,
+        max_keep_ckpts=1))
 randomness = dict(seed=0)

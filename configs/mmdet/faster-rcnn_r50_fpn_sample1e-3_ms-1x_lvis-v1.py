@@ -51,3 +51,6 @@ test_evaluator = val_evaluator
 
 # num_classes against the training and validation sets' classes
 custom_hooks = [dict(type='NumClassCheckHook')]
+# etf_plugin's CheckpointHook (registered in MMPretrain's scope): atomic,
+# checksummed saves, verified loads (also by MMDetection's tools/test.py).
+default_hooks = dict(checkpoint=dict(type='mmpretrain.AtomicCheckpointHook'))

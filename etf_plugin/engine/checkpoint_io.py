@@ -8,35 +8,47 @@ final name; a flipped bit in a tensor record loads without complaint; an
 empty file gives a bare ``EOFError``. This module fixes both ends from the
 plugin, without patching MMEngine:
 
-* :class:`AtomicLocalBackend`, a file backend registered in MMEngine's
-  backend registry as ``'etf_atomic_local'``. Its ``put`` writes the bytes to
+* :class:`AtomicLocalBackend`, a file backend (``'etf_atomic_local'`` in
+  MMEngine's backend registry once enabled). Its ``put`` writes the bytes to
   a temporary file in the same folder, ``fsync``\\ s it, renames it over the
   final name and ``fsync``\\ s the folder; it records the SHA-256 of the bytes
   in ``<name>.sha256`` (``sha256sum`` format, written the same way), so the
   file under the final name is always complete and always has a matching
   checksum. :class:`~etf_plugin.engine.hooks.AtomicCheckpointHook` saves
   through it.
-* :func:`load_from_verified_local`, registered for local paths in MMEngine's
-  ``CheckpointLoader`` (replacing ``load_from_local``), so every load through
-  MMEngine is verified first: ``load_from``, ``--resume``, ``tools/test.py``
-  (ours and MMPretrain's), ``init_cfg=dict(type='Pretrained')`` and
+* :func:`load_from_verified_local`, MMEngine's ``CheckpointLoader`` for
+  local paths once enabled (in place of ``load_from_local``), so every load
+  through MMEngine is verified first: ``load_from``, ``--resume``,
+  ``tools/test.py`` (ours and MMPretrain's),
+  ``init_cfg=dict(type='Pretrained')`` and
   ``mmengine.runner.load_checkpoint``. It refuses an empty file, a file whose
   bytes do not match its sidecar, and, without a sidecar, a truncated zip
   archive or one whose CRC-32 records do not match (``torch.save`` stores a
   CRC-32 per record, which ``torch.load`` does not check), each with a
   :class:`CorruptCheckpointError` that names the file and the other
   checkpoints next to it.
+
+Importing this module changes nothing in MMEngine or torch.
+:func:`enable_verified_checkpoints` switches both ends on (with the safe
+unpickler's allow-list of :mod:`etf_plugin.compat`) for the process:
+``AtomicCheckpointHook`` calls it in ``before_run``, which MMEngine runs
+before it loads or resumes a checkpoint, and scripts outside a Runner call
+it themselves.
 """
+import errno
 import glob
 import hashlib
 import os
 import os.path as osp
+import shutil
 import zipfile
 from typing import List, Optional
 
 import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from etf_plugin.compat import allow_mmengine_checkpoint_globals
 
 # The atomic writer lives in etf_plugin.utils.io (the NC records and the
 # detection benchmark use it too); re-exported here under the same names.
@@ -57,6 +69,19 @@ _TRUNCATION_SIGNS = ('PytorchStreamReader', 'unexpected EOF',
 class CorruptCheckpointError(RuntimeError):
     """A checkpoint file that is empty, truncated or does not match its
     recorded checksum."""
+
+
+class CheckpointSpaceError(OSError):
+    """A checkpoint that did not fit: the disk or quota is full, or the file
+    exceeds the process's file-size limit. Its ``errno`` is the system's
+    (``ENOSPC``, ``EDQUOT`` or ``EFBIG``)."""
+
+
+#: The errors of a write that ran out of room.
+OUT_OF_SPACE = frozenset(
+    code for code in (getattr(errno, name, None)
+                      for name in ('ENOSPC', 'EDQUOT', 'EFBIG'))
+    if code is not None)
 
 
 def sidecar_path(path: str) -> str:
@@ -96,26 +121,60 @@ def save_with_checksum(path: str, data: bytes) -> str:
     The sidecar always holds the digest of the file under ``path``: it is
     widened to old and new digest before the rename and narrowed to the new
     one after it, so a process killed at any point leaves a checkpoint that
-    verifies (the old one or the new one).
+    verifies (the old one or the new one). A write that fails (e.g. a full
+    disk, :class:`CheckpointSpaceError`) leaves the old file and its sidecar
+    as they were and no temporary file.
     """
     digest = hashlib.sha256(data).hexdigest()
     side = sidecar_path(path)
     new = _sidecar_text([digest], path)
-    if not osp.isfile(path):
-        atomic_write(side, new)  # a sidecar without its file is harmless
-        atomic_write(path, data)
-        return digest
-    old = read_sidecar(path)
-    if old is None:
-        # An unrecorded file of the same name: until the sidecar is
-        # written, the new file is checked by its CRC-32 records alone.
-        atomic_write(path, data)
+    try:
+        if not osp.isfile(path):
+            atomic_write(side, new)  # a sidecar without its file is harmless
+            try:
+                atomic_write(path, data)
+            except OSError:  # e.g. a full disk: no sidecar without file
+                remove_checkpoint(side)
+                raise
+            return digest
+        old = read_sidecar(path)
+        if old is None:
+            # An unrecorded file of the same name: until the sidecar is
+            # written, the new file is checked by its CRC-32 records alone.
+            atomic_write(path, data)
+            atomic_write(side, new)
+            return digest
+        atomic_write(side, _sidecar_text([digest] + old, path))
+        try:
+            atomic_write(path, data)
+        except OSError:
+            atomic_write(side, _sidecar_text(old, path))
+            raise
         atomic_write(side, new)
         return digest
-    atomic_write(side, _sidecar_text([digest] + old, path))
-    atomic_write(path, data)
-    atomic_write(side, new)
-    return digest
+    except OSError as error:
+        if error.errno not in OUT_OF_SPACE:
+            raise
+        raise _space_error(error, path, len(data)) from error
+
+
+def _space_error(error: OSError, path: str, needed: int):
+    folder = osp.dirname(osp.abspath(path))
+    try:
+        free = f'{shutil.disk_usage(folder).free / 2**20:.1f} MiB free'
+    except OSError:
+        free = 'free space unknown'
+    cause = ('the file is larger than this process may write (ulimit -f)'
+             if error.errno == errno.EFBIG else
+             f'{os.strerror(error.errno)}; {free} there')
+    return CheckpointSpaceError(
+        error.errno,
+        f'Cannot save checkpoint {path}: it needs {needed / 2**20:.1f} MiB '
+        f'({needed} bytes) in {folder} and {cause}. Nothing was lost: the '
+        f'earlier checkpoints and last_checkpoint in {folder} are unchanged '
+        f'and complete, and the partial file was removed. Make room (or use '
+        f'a --work-dir on a larger file system), then continue with '
+        f'--resume.', path)
 
 
 def remove_checkpoint(path: str) -> None:
@@ -209,7 +268,6 @@ def load_from_verified_local(filename: str, map_location=None):
             f'or damaged.' + _neighbours(filename)) from error
 
 
-@register_backend(ATOMIC_BACKEND, force=True)
 class AtomicLocalBackend(LocalBackend):
     """MMEngine's local file backend, with atomic, checksummed ``put``
     (:func:`save_with_checksum`) and a ``remove`` that deletes the sidecar
@@ -223,11 +281,26 @@ class AtomicLocalBackend(LocalBackend):
         remove_checkpoint(str(filepath))
 
 
-def register_verified_loader() -> None:
-    """Make :func:`load_from_verified_local` MMEngine's loader for local
-    paths (idempotent)."""
+def enable_verified_checkpoints() -> None:
+    """Switch on the plugin's checkpoint guarantees for this process
+    (idempotent).
+
+    * :class:`AtomicLocalBackend` becomes available to MMEngine as
+      ``backend_args=dict(backend='etf_atomic_local')``;
+    * :func:`load_from_verified_local` becomes MMEngine's loader for local
+      paths, so ``load_from``, ``--resume``, ``tools/test.py``,
+      ``init_cfg=dict(type='Pretrained')`` and ``load_checkpoint`` verify
+      the file first;
+    * ``torch.load``'s safe unpickler accepts what an MMEngine checkpoint
+      holds, and nothing more (:mod:`etf_plugin.compat`).
+
+    ``import etf_plugin`` does none of this. ``AtomicCheckpointHook`` (in
+    every config of this repo) calls it in ``before_run``, before MMEngine
+    loads or resumes a checkpoint, so our tools and MMPretrain's run our
+    configs with it. Scripts that load checkpoints without a Runner call it
+    first, e.g. before ``mmpretrain.get_model(..., pretrained=...)``.
+    """
+    register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_verified_local, force=True)
-
-
-register_verified_loader()
+    allow_mmengine_checkpoint_globals()

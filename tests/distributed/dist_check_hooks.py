@@ -73,7 +73,7 @@ class FailOnRankHook(Hook):
 class PerturbETFOnRankHook(Hook):
     """Move one ETF entry by one float ulp on rank
     ``$ETF_TEST_PERTURB_ETF_RANK`` before testing (no-op when unset), before
-    ETFConsistencyHook looks."""
+    RankConsistencyHook looks."""
 
     priority = 'HIGHEST'
 

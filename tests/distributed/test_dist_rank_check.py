@@ -1,5 +1,6 @@
-"""check_same_on_all_ranks, ETFConsistencyHook and BroadcastBuffersHook in a
-real 2-process gloo group (spawned here, no Runner)."""
+"""check_same_on_all_ranks and RankConsistencyHook (its ETF check and its
+buffer broadcast) in a real 2-process gloo group (spawned here, no
+Runner)."""
 import logging
 import multiprocessing
 import traceback
@@ -32,8 +33,7 @@ def one_ulp_up(tensor: torch.Tensor) -> torch.Tensor:
 
 def run_cases(rank):
     """What each case does on ``rank``; returns {case: 'ok' or the error}."""
-    from etf_plugin.engine.hooks import (BroadcastBuffersHook,
-                                         ETFConsistencyHook)
+    from etf_plugin.engine.hooks import RankConsistencyHook
     from etf_plugin.functional import simplex_etf
     from etf_plugin.utils import check_same_on_all_ranks
 
@@ -65,7 +65,7 @@ def run_cases(rank):
     for case, tensor in (('hook_same', etf), ('hook_one_ulp',
                                                inputs['one_ulp'])):
         runner = SimpleNamespace(model=etf_module(tensor), logger=Logger())
-        hook = ETFConsistencyHook()
+        hook = RankConsistencyHook()
         try:
             hook.before_test(runner)
             hook.before_val(runner)
@@ -78,7 +78,7 @@ def run_cases(rank):
     bn.running_var.fill_(float(10 * (rank + 1)))
     bn.num_batches_tracked.fill_(7 + rank)
     bn.register_buffer('etf_vectors', inputs['one_ulp'])
-    BroadcastBuffersHook().after_train_epoch(SimpleNamespace(model=bn))
+    RankConsistencyHook().after_train_epoch(SimpleNamespace(model=bn))
     results['broadcast'] = {
         'running_mean': bn.running_mean.tolist(),
         'running_var': bn.running_var.tolist(),
@@ -159,18 +159,18 @@ def test_shape_or_dtype_difference_raises_on_every_rank(results, case):
         assert "rank 0's shape (10, 16) and dtype torch.float32" in message
 
 
-def test_etf_consistency_hook(results):
+def test_rank_consistency_hook_checks_the_etf(results):
     # passes and reports once (before_test then before_val) when identical
     assert results[0]['hook_same'] == [
-        'ETFConsistencyHook: head.etf_vectors (10, 16) bit-identical on all '
-        '2 ranks.'
+        'RankConsistencyHook: head.etf_vectors (10, 16) bit-identical on '
+        'all 2 ranks.'
     ]
     for rank in range(WORLD_SIZE):
         assert 'head.etf_vectors is not bit-identical' in \
             results[rank]['hook_one_ulp']
 
 
-def test_broadcast_buffers_hook_copies_rank0_buffers(results):
+def test_rank_consistency_hook_copies_rank0_buffers(results):
     for rank in range(WORLD_SIZE):
         assert results[rank]['broadcast'] == {
             'running_mean': [1.0] * 4,
@@ -182,8 +182,7 @@ def test_broadcast_buffers_hook_copies_rank0_buffers(results):
 
 
 def test_single_process_is_a_no_op(caplog):
-    from etf_plugin.engine.hooks import (BroadcastBuffersHook,
-                                         ETFConsistencyHook)
+    from etf_plugin.engine.hooks import RankConsistencyHook
     from etf_plugin.utils import check_same_on_all_ranks
 
     assert not torch.distributed.is_initialized()
@@ -191,9 +190,9 @@ def test_single_process_is_a_no_op(caplog):
     logger = logging.getLogger('test_single_process_is_a_no_op')
     runner = SimpleNamespace(model=etf_module(torch.eye(3)), logger=logger)
     with caplog.at_level(logging.INFO):
-        ETFConsistencyHook().before_train(runner)
+        RankConsistencyHook().before_train(runner)
     assert caplog.messages == []
     bn = nn.BatchNorm1d(2)
     bn.running_mean.fill_(3.0)
-    BroadcastBuffersHook().after_train_epoch(SimpleNamespace(model=bn))
+    RankConsistencyHook().after_train_epoch(SimpleNamespace(model=bn))
     assert bn.running_mean.tolist() == [3.0, 3.0]

@@ -203,8 +203,8 @@ def test_dist_train_ranks_agree(trained):
     # auto_scale_lr: 0.05 * (2 processes x 32) / base_batch_size 32
     assert rank0['lr'] == rank1['lr'] == pytest.approx(0.1)
     assert 'Scaling the original LR by 2.0' in output
-    # the ETF, checked by ETFConsistencyHook and by us
-    assert 'ETFConsistencyHook: head.classifier.etf_vectors (10, 64) bit-identical ' \
+    # the ETF, checked by RankConsistencyHook and by us
+    assert 'RankConsistencyHook: head.classifier.etf_vectors (10, 64) bit-identical ' \
         'on all 2 ranks.' in output
     assert rank0['etf'] == rank1['etf'] == simplex_etf(10, 64).tolist()
     assert rank0['norm_layers'] == ['BatchNorm1d', 'BatchNorm2d']
@@ -238,7 +238,7 @@ def test_dist_test_equals_single_process(trained, single_process,
     assert_same_nc(nc, single_nc)
     assert 'bit-identical on all 2 ranks' in output
 
-    # During training (BroadcastBuffersHook) the epoch-2 validation and the
+    # During training (RankConsistencyHook) the epoch-2 validation and the
     # NC measurement saw exactly the model that was saved.
     train_dir = trained[0]
     train_nc = read_json_lines(osp.join(train_dir, 'nc_metrics.json'))[0]
@@ -254,7 +254,7 @@ def test_two_nodes_stop_on_a_mismatched_etf(trained, tmp_path):
     """NNODES=2 x 1 process on one machine, as two hosts run it, with the
     ETF one ulp off on node 1 (as from a stale checkpoint copy there): both
     nodes get through the rendezvous and the checkpoint loading, then
-    ETFConsistencyHook stops both with the same error, and both exit
+    RankConsistencyHook stops both with the same error, and both exit
     non-zero."""
     port = free_port()
     nodes = wait([
@@ -282,8 +282,8 @@ def test_two_nodes_stop_on_a_mismatched_etf(trained, tmp_path):
 
 def test_slurm_scripts(trained, single_process, tmp_path):
     """tools/slurm_test.sh under a stand-in srun that starts the tasks with
-    Slurm's environment variables, and tools/slurm_train.sh's srun
-    command."""
+    Slurm's environment variables. (tools/slurm_train.sh and its batch
+    script: tests/tools/test_slurm_train.py.)"""
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     fake_srun = bin_dir / 'srun'
@@ -317,19 +317,6 @@ def test_slurm_scripts(trained, single_process, tmp_path):
     metrics, nc = read_results(work_dir)
     assert metrics == single_process[0]
     assert_same_nc(nc, single_process[1])
-
-    env['FAKE_SRUN_DRY_RUN'] = '1'
-    launch([
-        'bash',
-        osp.join(TOOLS, 'slurm_train.sh'), 'partition', 'job', CONFIG,
-        'some/work_dir', '--auto-scale-lr'
-    ], env=env)
-    args = json.loads(srun_log.read_text())
-    command = args[args.index('-u') + 1:]
-    assert command == [
-        osp.join(TOOLS, 'train.py'), CONFIG, '--work-dir=some/work_dir',
-        '--launcher=slurm', '--auto-scale-lr'
-    ]
 
 
 # A stand-in for srun: records its arguments, then runs --ntasks copies of

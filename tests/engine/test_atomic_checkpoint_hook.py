@@ -1,15 +1,17 @@
-"""AtomicCheckpointHook and the verifying checkpoint loader
-(etf_plugin.engine.checkpoint_io), with faults injected in-process: a save
-killed at each step, flipped bytes, truncated and empty files, a reused
-work dir, a resume with a changed schedule. The same faults in real
-training runs are in tests/tools/test_exact_resume.py."""
+"""AtomicCheckpointHook, the verifying checkpoint loader
+(etf_plugin.engine.checkpoint_io) and RunGuardHook, with faults injected
+in-process: a save killed at each step, flipped bytes, truncated and empty
+files, a reused work dir, a resume with a changed schedule. The same faults
+in real training runs are in tests/tools/test_exact_resume.py."""
 import os
 import os.path as osp
 import uuid
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.fileio import LocalBackend
+from mmengine.hooks import checkpoint_hook as mmengine_checkpoint_hook
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.runner import BaseLoop
 from mmengine.runner.checkpoint import _load_checkpoint
@@ -19,7 +21,7 @@ from etf_plugin.engine import checkpoint_io
 from etf_plugin.engine.checkpoint_io import (CorruptCheckpointError,
                                              load_from_verified_local,
                                              sidecar_path)
-from etf_plugin.engine.hooks import AtomicCheckpointHook
+from etf_plugin.engine.hooks import AtomicCheckpointHook, RunGuardHook
 from etf_plugin.utils import io as etf_io
 
 
@@ -43,8 +45,7 @@ class FakeRunner:
         self.message_hub = MessageHub.get_instance(name)
         self.logger = MMLogger.get_instance(name)
         self.epoch = self.iter = 0
-        self._resume = resume
-        self._load_from = None
+        self.cfg = Config(dict(resume=resume, load_from=None))
         self._train_loop = _Loop(self, [])
         self.param_schedulers = None
 
@@ -84,12 +85,14 @@ def files(work_dir):
     return sorted(n for n in os.listdir(work_dir))
 
 
-# Each step of a save at which the process can die, as (function of
-# checkpoint_io to break, which call of it).
+# Each step of a save at which the process can die, as (function to break,
+# which call of it): checkpoint_io's writer and rename, and MMEngine's own
+# in-place write of last_checkpoint.
 CRASH_POINTS = {
     'checkpoint half written': ('write_file', '.pth.tmp-'),
     'before the rename': ('replace', 'epoch_3.pth'),
     'sidecar written, checkpoint not': ('write_file', '.pth.tmp-'),
+    'last_checkpoint emptied by MMEngine': ('open', 'last_checkpoint'),
     'last_checkpoint half written': ('write_file', 'last_checkpoint'),
 }
 
@@ -119,7 +122,16 @@ def test_killed_save_keeps_a_loadable_last_checkpoint(tmp_path, monkeypatch,
             raise Killed
         real_replace(src, dst)
 
-    if name == 'write_file':
+    def open_(path, mode='r', *args, **kwargs):
+        if path.endswith(target) and 'w' in mode:
+            open(path, 'w').close()  # truncated, then killed
+            raise Killed
+        return open(path, mode, *args, **kwargs)
+
+    if name == 'open':
+        monkeypatch.setattr(mmengine_checkpoint_hook, 'open', open_,
+                            raising=False)
+    elif name == 'write_file':
         monkeypatch.setattr(etf_io, 'write_file', write_file)
         if target == '.pth.tmp-':  # MMEngine's in-place writer, likewise
             def put(self, obj, path):
@@ -134,23 +146,23 @@ def test_killed_save_keeps_a_loadable_last_checkpoint(tmp_path, monkeypatch,
         save_epoch(runner, hook, 3)
     monkeypatch.undo()
 
-    # last_checkpoint names a complete, verified checkpoint; the previous
-    # checkpoint is still there even with max_keep_ckpts=1
-    last = last_checkpoint(tmp_path)
-    assert last in (str(tmp_path / 'epoch_2.pth'),
-                    str(tmp_path / 'epoch_3.pth'))
-    assert epoch_of(last) == int(last[-5])
+    # the previous checkpoint is still there even with max_keep_ckpts=1,
+    # and every checkpoint under its final name verifies
     assert epoch_of(str(tmp_path / 'epoch_2.pth')) == 2
-    # every checkpoint under its final name verifies
     for name_ in files(tmp_path):
         if name_.endswith('.pth'):
             load_from_verified_local(str(tmp_path / name_))
 
-    # The resumed run (a new hook) cleans up and saves again.
+    # The resumed run (a new hook) cleans up: before it loads anything,
+    # last_checkpoint names a complete, verified checkpoint; then it saves.
     resumed = FakeRunner(tmp_path, resume=True)
     resumed.message_hub.update_info('keep_ckpt_ids', [1, 2][-keep:])
     hook = AtomicCheckpointHook(interval=1, max_keep_ckpts=keep)
     hook.before_run(resumed)
+    last = last_checkpoint(tmp_path)
+    assert last in (str(tmp_path / 'epoch_2.pth'),
+                    str(tmp_path / 'epoch_3.pth'))
+    assert epoch_of(last) == int(last[-5])
     hook.before_train(resumed)
     assert not [n for n in files(tmp_path) if '.tmp-' in n]
     save_epoch(resumed, hook, 3)
@@ -326,15 +338,15 @@ def test_new_run_into_a_used_work_dir_is_refused(tmp_path):
     save_epoch(runner, hook, 1)
     again = FakeRunner(tmp_path)
     with pytest.raises(FileExistsError) as info:
-        AtomicCheckpointHook(interval=1).before_run(again)
+        RunGuardHook().before_run(again)
     message = str(info.value)
     assert '--resume' in message and '--work-dir' in message
     assert 'epoch_1.pth' in message and '.sha256' not in message
     # resuming it is the point; testing in it (no train loop) is fine
-    AtomicCheckpointHook(interval=1).before_run(FakeRunner(tmp_path, True))
+    RunGuardHook().before_run(FakeRunner(tmp_path, True))
     testing = FakeRunner(tmp_path)
     testing._train_loop = None
-    AtomicCheckpointHook(interval=1).before_run(testing)
+    RunGuardHook().before_run(testing)
 
 
 def test_resume_with_another_schedule_is_refused(tmp_path):
@@ -346,9 +358,9 @@ def test_resume_with_another_schedule_is_refused(tmp_path):
 
     saved = dict(param_schedulers=[s.state_dict() for s in schedulers(3)],
                  meta=dict(cfg='train_cfg = dict(max_epochs=3)'))
-    hook = AtomicCheckpointHook()
+    hook = RunGuardHook()
     runner = FakeRunner(tmp_path, resume=True)
-    runner._load_from = 'work/epoch_3.pth'
+    runner.cfg.load_from = 'work/epoch_3.pth'
     runner.param_schedulers = schedulers(6)
     with pytest.raises(ValueError) as info:
         hook.after_load_checkpoint(runner, saved)
@@ -364,10 +376,10 @@ def test_resume_with_another_schedule_is_refused(tmp_path):
     hook.after_load_checkpoint(
         runner, dict(param_schedulers=[s.state_dict() for s in stepped]))
     # load_from (not a resume) starts the schedule afresh: fine
-    runner._resume = False
+    runner.cfg.resume = False
     runner.param_schedulers = schedulers(6)
     hook.after_load_checkpoint(runner, saved)
     # and the check can be switched off
-    runner._resume = True
-    AtomicCheckpointHook(check_resumed_schedule=False).after_load_checkpoint(
+    runner.cfg.resume = True
+    RunGuardHook(check_resumed_schedule=False).after_load_checkpoint(
         runner, saved)

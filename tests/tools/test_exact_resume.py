@@ -9,6 +9,9 @@ which acts only when its environment variable is set:
 
 * stopped at an epoch boundary (after epoch 3's checkpoint), resumed;
 * killed mid-epoch 4, resumed from the epoch-3 checkpoint;
+* sent SIGTERM mid-epoch 4 (every process of the run, dataloader worker
+  included, as Slurm does): PreemptionHook saves iteration 35 and exits
+  with status 75, and --resume continues at the next batch;
 
 each must end with bit-identical weights (every state_dict tensor) and the
 same validation metrics as the uninterrupted run. Then: raising max_epochs
@@ -28,8 +31,9 @@ import sys
 import pytest
 import torch
 
-import etf_plugin  # noqa: F401  (torch.load of mmengine checkpoints)
-from helpers import MMPRETRAIN_TOOLS, REPO_ROOT, load_tool, run_tool
+from etf_plugin.engine.hooks.preemption_hook import PREEMPTED_EXIT_CODE
+from helpers import (MMPRETRAIN_TOOLS, REPO_ROOT, assert_same_weights,
+                     last_checkpoint, load_tool, run_tool)
 
 pytestmark = pytest.mark.slow
 
@@ -42,29 +46,31 @@ OPTIONS = [
     'default_hooks.checkpoint.interval=1'  # a checkpoint to resume from
 ]
 FAULTS = ('ETF_FAULT_EXIT_AFTER_EPOCH', 'ETF_FAULT_KILL_AT',
-          'ETF_FAULT_FREEZE')
+          'ETF_FAULT_FREEZE', 'ETF_FAULT_SIGNAL_AT', 'ETF_FAULT_PAUSE_AT',
+          'ETF_FAULT_PAUSE_IN_SAVE')
 
 
 def run(args, expect_rc=0, **fault):
-    """Run a tool under this interpreter; returns its output."""
+    """Run a tool under this interpreter (after ``setsid`` when it is the
+    first argument); returns its output."""
     env = {k: v for k, v in os.environ.items() if k not in FAULTS}
     env.update(
         PYTHONPATH=os.pathsep.join([HERE, REPO_ROOT,
                                     env.get('PYTHONPATH', '')]),
         OMP_NUM_THREADS='1',
         **{k: str(v) for k, v in fault.items()})
-    return run_tool([sys.executable, *args], env=env, expect_rc=expect_rc)
+    prefix = [args.pop(0)] if args[0] == 'setsid' else []
+    return run_tool([*prefix, sys.executable, *args], env=env,
+                    expect_rc=expect_rc)
 
 
-def train(work_dir, *extra, expect_rc=0, **fault):
-    return run([
-        osp.join(REPO_ROOT, 'tools', 'train.py'), CONFIG, '--work-dir',
-        str(work_dir), *extra, '--cfg-options', *OPTIONS
-    ], expect_rc=expect_rc, **fault)
-
-
-def weights(path):
-    return torch.load(path)['state_dict']
+def train(work_dir, *extra, expect_rc=0, session=False, **fault):
+    """tools/train.py on the fault config; ``session``: in a session (and
+    process group) of its own, for faults that signal the whole group."""
+    return run([*(['setsid'] if session else []),
+                osp.join(REPO_ROOT, 'tools', 'train.py'), CONFIG,
+                '--work-dir', str(work_dir), *extra, '--cfg-options',
+                *OPTIONS], expect_rc=expect_rc, **fault)
 
 
 def val_metrics(work_dir, step):
@@ -89,18 +95,9 @@ def val_metrics(work_dir, step):
 
 def assert_same_run(work_dir, reference):
     """Bit-identical final weights and identical epoch-6 metrics."""
-    got = weights(osp.join(str(work_dir), 'epoch_6.pth'))
-    want = weights(osp.join(reference, 'epoch_6.pth'))
-    assert got.keys() == want.keys()
-    differ = [k for k in want if not torch.equal(got[k], want[k])]
-    assert not differ, f'{len(differ)} of {len(want)} tensors differ: ' \
-        f'{differ[:5]}'
+    assert_same_weights(osp.join(str(work_dir), 'epoch_6.pth'),
+                        osp.join(reference, 'epoch_6.pth'))
     assert val_metrics(work_dir, 6) == val_metrics(reference, 6)
-
-
-def last_checkpoint(work_dir):
-    with open(osp.join(str(work_dir), 'last_checkpoint')) as f:
-        return f.read()
 
 
 @pytest.fixture(scope='module')
@@ -125,6 +122,19 @@ def test_killed_mid_epoch_and_resumed(uninterrupted, tmp_path):
     log = train(tmp_path, '--resume')
     assert 'resumed epoch: 3' in log
     assert_same_run(tmp_path, uninterrupted)
+
+
+def test_preempted_mid_epoch_and_resumed(uninterrupted, tmp_path):
+    log = train(tmp_path, expect_rc=PREEMPTED_EXIT_CODE, session=True,
+                ETF_FAULT_SIGNAL_AT='4:5')
+    assert 'PreemptionHook: SIGTERM received' in log
+    assert 'DataLoader worker' not in log  # the worker ignored it
+    assert last_checkpoint(tmp_path) == str(tmp_path / 'iter_35.pth')
+    log = train(tmp_path, '--resume')
+    assert 'resumed epoch: 3, iter: 35' in log
+    assert 'continuing epoch 4 after batch 5' in log
+    assert_same_run(tmp_path, uninterrupted)
+    assert not (tmp_path / 'iter_35.pth').exists()  # the run got past it
 
 
 def test_longer_max_epochs_on_resume_is_refused(uninterrupted, tmp_path):

@@ -1,11 +1,10 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
-from .broadcast_buffers_hook import BroadcastBuffersHook
 from .class_counts_hook import ClassCountsHook
 from .cpu_threads_hook import CPUThreadsHook
 from .epoch_seed_hook import EpochSeedHook
-from .etf_consistency_hook import ETFConsistencyHook
 from .freeze_modules_hook import FreezeModulesHook
 from .neural_collapse_hook import NeuralCollapseHook
+<<<<<<< HEAD
 from .non_finite_loss_hook import NonFiniteLossHook
 from .run_summary_hook import RunSummaryHook
 
@@ -13,5 +12,16 @@ __all__ = [
     'AtomicCheckpointHook', 'BroadcastBuffersHook', 'ClassCountsHook',
     'CPUThreadsHook', 'EpochSeedHook', 'ETFConsistencyHook',
     'FreezeModulesHook', 'NeuralCollapseHook', 'NonFiniteLossHook',
+=======
+from .preemption_hook import PreemptionHook
+from .rank_consistency_hook import RankConsistencyHook
+from .run_guard_hook import RunGuardHook
+from .run_summary_hook import RunSummaryHook
+
+__all__ = [
+    'AtomicCheckpointHook', 'ClassCountsHook', 'CPUThreadsHook',
+    'EpochSeedHook', 'FreezeModulesHook', 'NeuralCollapseHook',
+    'PreemptionHook', 'RankConsistencyHook', 'RunGuardHook',
+>>>>>>> cluster
     'RunSummaryHook'
 ]

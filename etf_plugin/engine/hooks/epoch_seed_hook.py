@@ -65,7 +65,8 @@ class EpochSeedHook(Hook):
     def before_train_epoch(self, runner) -> None:
         if runner.seed is None:
             return
-        diff_rank = runner._randomness_cfg.get('diff_rank_seed', False)
+        diff_rank = runner.cfg.get('randomness', {}).get(
+            'diff_rank_seed', False)
         rank = get_rank() if diff_rank else 0
         seed = epoch_seed(runner.seed, runner.epoch, rank)
         random.seed(seed)
