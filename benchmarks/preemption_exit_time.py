@@ -45,7 +45,9 @@ def command(setting, work_dir):
 def time_one(setting, port):
     with tempfile.TemporaryDirectory() as work_dir:
         env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable,
-                   PORT=str(port))
+                   PORT=str(port),
+                   PYTHONPATH=os.pathsep.join(
+                       [REPO_ROOT, os.environ.get('PYTHONPATH', '')]))
         with open(osp.join(work_dir, 'log'), 'w') as log:
             job = subprocess.Popen(
                 command(setting, work_dir) +

@@ -383,3 +383,8 @@ def test_resume_with_another_schedule_is_refused(tmp_path):
     runner.cfg.resume = True
     RunGuardHook(check_resumed_schedule=False).after_load_checkpoint(
         runner, saved)
+
+
+def test_the_old_schedule_check_key_names_the_new_one():
+    with pytest.raises(TypeError, match='default_hooks.run_guard'):
+        AtomicCheckpointHook(check_resumed_schedule=False)

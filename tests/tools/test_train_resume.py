@@ -35,7 +35,7 @@ def test_train_resume_and_test(tmp_path):
     # a longer schedule than the checkpoint's is refused unless asked for
     log = run_tool('train.py', CONFIG, '--work-dir', work_dir, '--resume',
                    '--cfg-options', 'train_cfg.max_epochs=3',
-                   'default_hooks.checkpoint.check_resumed_schedule=False')
+                   'default_hooks.run_guard.check_resumed_schedule=False')
     assert 'resumed epoch: 2' in log
     ckpt3 = torch.load(osp.join(work_dir, 'epoch_3.pth'))
     assert ckpt3['meta']['epoch'] == 3

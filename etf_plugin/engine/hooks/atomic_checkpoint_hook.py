@@ -42,6 +42,14 @@ class AtomicCheckpointHook(CheckpointHook):
       repairs a ``last_checkpoint`` that names no complete checkpoint.
     """
 
+    def __init__(self, *args, **kwargs):
+        if 'check_resumed_schedule' in kwargs:
+            raise TypeError(
+                'check_resumed_schedule is an argument of RunGuardHook now: '
+                'set default_hooks.run_guard.check_resumed_schedule instead '
+                'of default_hooks.checkpoint.check_resumed_schedule.')
+        super().__init__(*args, **kwargs)
+
     def before_run(self, runner) -> None:
         # MMEngine runs before_run before it loads or resumes a checkpoint
         # (Runner.train/val/test), so every load of this run is verified.
