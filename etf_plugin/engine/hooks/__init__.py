@@ -4,15 +4,7 @@ from .cpu_threads_hook import CPUThreadsHook
 from .epoch_seed_hook import EpochSeedHook
 from .freeze_modules_hook import FreezeModulesHook
 from .neural_collapse_hook import NeuralCollapseHook
-<<<<<<< HEAD
 from .non_finite_loss_hook import NonFiniteLossHook
-from .run_summary_hook import RunSummaryHook
-
-__all__ = [
-    'AtomicCheckpointHook', 'BroadcastBuffersHook', 'ClassCountsHook',
-    'CPUThreadsHook', 'EpochSeedHook', 'ETFConsistencyHook',
-    'FreezeModulesHook', 'NeuralCollapseHook', 'NonFiniteLossHook',
-=======
 from .preemption_hook import PreemptionHook
 from .rank_consistency_hook import RankConsistencyHook
 from .run_guard_hook import RunGuardHook
@@ -21,7 +13,6 @@ from .run_summary_hook import RunSummaryHook
 __all__ = [
     'AtomicCheckpointHook', 'ClassCountsHook', 'CPUThreadsHook',
     'EpochSeedHook', 'FreezeModulesHook', 'NeuralCollapseHook',
-    'PreemptionHook', 'RankConsistencyHook', 'RunGuardHook',
->>>>>>> cluster
-    'RunSummaryHook'
+    'NonFiniteLossHook', 'PreemptionHook', 'RankConsistencyHook',
+    'RunGuardHook', 'RunSummaryHook'
 ]
