@@ -11,7 +11,6 @@ the interval excludes zero, "not resolved" otherwise.
 import json
 import os
 import os.path as osp
-import re
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -19,12 +18,14 @@ import numpy as np
 from etf_plugin.functional.long_tail import shot_groups
 
 from . import stats
+from .pages import fill, template, write
 from .study import (EVAL_SEEDS, FEW_THR, HELDOUT_PER_CLASS, MANY_THR,
                     METHODS, RECIPE_CANDIDATES, REPO, TUNING_RATIO,
                     TUNING_SEEDS, VAL_INTERVAL, choose_knobs, load_rows,
                     nc_groups, select_recipe)
+from .ufm_report import (_load, load_ufm, race_summary, render_ufm,
+                         ufm_summary)
 
-TEMPLATES = osp.join(osp.dirname(osp.abspath(__file__)), 'templates')
 SIMPLEX_COS = -1 / 9
 # "Keeps the simplex angle": the 95 % interval of the tail-half class
 # means' mean pairwise cosine lies within this of -1/(K-1).
@@ -685,29 +686,6 @@ def convergence_figure(study: DigitsStudy, ratio: float, path: str) -> None:
 # Pages
 
 
-def fill(template: str, blocks: Dict[str, str]) -> str:
-    """Replace every ``{{name}}`` of a template; a missing or unused block is
-    an error, so the pages and the code cannot drift apart."""
-    names = set(re.findall(r'\{\{(\w+)\}\}', template))
-    missing = names - set(blocks)
-    unused = set(blocks) - names
-    if missing or unused:
-        raise KeyError(f'template blocks missing: {sorted(missing)}, '
-                       f'unused: {sorted(unused)}')
-    return re.sub(r'\{\{(\w+)\}\}', lambda m: blocks[m.group(1)].strip(),
-                  template)
-
-
-def _template(name: str) -> str:
-    with open(osp.join(TEMPLATES, name), encoding='utf-8') as f:
-        return f.read()
-
-
-def _write(path: str, text: str) -> None:
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(text if text.endswith('\n') else text + '\n')
-
-
 def _published(data_dir: str) -> dict:
     with open(osp.join(data_dir, 'published_numbers.json'),
               encoding='utf-8') as f:
@@ -814,7 +792,6 @@ def render_digits(data_dir: str, docs_dir: str,
                   ufm: Optional[dict] = None) -> DigitsStudy:
     """Write results.md, baselines.md and the digits figures (``ufm``:
     :func:`~.ufm_report.load_ufm` of ``data_dir`` when already read)."""
-    from .ufm_report import load_ufm
     if ufm is None:
         ufm = load_ufm(data_dir)
     study = DigitsStudy(load_rows(osp.join(data_dir,
@@ -854,10 +831,10 @@ def render_digits(data_dir: str, docs_dir: str,
         ufm_convergence=ufm_convergence_summary(data_dir, ufm),
         ufm_summary=_ufm_summary(data_dir, ufm),
     )
-    _write(osp.join(docs_dir, 'results.md'),
-           fill(_template('results.md'), blocks))
-    _write(osp.join(docs_dir, 'baselines.md'),
-           fill(_template('baselines.md'), dict(
+    write(osp.join(docs_dir, 'results.md'),
+           fill(template('results.md'), blocks))
+    write(osp.join(docs_dir, 'baselines.md'),
+           fill(template('baselines.md'), dict(
                baselines_table=baselines_table(study),
                tuning=tuning_block(study),
                heldout_head=heldout_head_block(study, TUNING_RATIO),
@@ -867,21 +844,18 @@ def render_digits(data_dir: str, docs_dir: str,
 
 def ufm_convergence_summary(data_dir: str,
                             ufm: Optional[dict] = None) -> str:
-    from .ufm_report import _load, race_summary
     if ufm is None:
         return race_summary(_load(data_dir, 'ufm_convergence.json'))
     return race_summary(ufm['race'], ufm['race_rows'])
 
 
 def _ufm_summary(data_dir: str, ufm: Optional[dict] = None) -> str:
-    from .ufm_report import ufm_summary
     return ufm_summary(data_dir, ufm)
 
 
 def render_all(data_dir: str = osp.join(REPO, 'docs', 'data'),
                docs_dir: str = osp.join(REPO, 'docs')) -> None:
     """Regenerate every generated page and figure from ``data_dir``."""
-    from .ufm_report import load_ufm, render_ufm
     ufm = load_ufm(data_dir)
     render_digits(data_dir, docs_dir, ufm)
     render_ufm(data_dir, docs_dir, ufm)

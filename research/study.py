@@ -23,7 +23,7 @@ Knobs are never chosen on the test split:
 
 Each run's results are one JSON line (:func:`run_task`): test and held-out
 predictions per image (so every accuracy and every confidence interval is
-recomputed from them, see :mod:`etf_plugin.analysis.stats`), the test
+recomputed from them, see :mod:`research.stats`), the test
 accuracy every :data:`VAL_INTERVAL` epochs, and the neural-collapse records
 of ``NeuralCollapseHook`` at three stages. :func:`run_study` runs what is
 missing from the file, two processes at a time, and appends each finished
@@ -49,7 +49,7 @@ from mmengine.evaluator import BaseMetric
 
 from .stats import accuracy_metrics, decode_labels, encode_labels
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 # Study design.
 EVAL_SEEDS = {0.01: tuple(range(10)), 0.02: tuple(range(5)),

@@ -1,4 +1,4 @@
-"""etf_plugin.analysis.study: the one method table and runner of the
+"""research.study: the one method table and runner of the
 digits-LT study (replaces tools/analysis/compare_lt.py and lt_baselines.py,
 whose tests these take over), and the docs rendered from its file."""
 import copy
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from etf_plugin.analysis import study
-from etf_plugin.analysis.report import DigitsStudy, fill, first_epoch
+from research import study
+from research.pages import fill
+from research.report import DigitsStudy, first_epoch
 
 REPO = study.REPO
 

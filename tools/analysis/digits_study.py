@@ -1,4 +1,4 @@
-"""The long-tailed digits study (etf_plugin.analysis.study) from the command
+"""The long-tailed digits study (research/study.py) from the command
 line: run it, rerun one of its runs, or regenerate the docs from its file.
 
     # run what is missing (resumable; two single-threaded processes)
@@ -15,13 +15,18 @@ study), ``--max-epochs`` (a pilot: write it to another ``--out``), and
 """
 import argparse
 import os
+import os.path as osp
 import sys
 import time
 
 # Before torch is imported: one thread per run.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
-from etf_plugin.analysis import study  # noqa: E402
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# research/ sits beside the package in a clone; it is not installed.
+sys.path.insert(0, REPO_ROOT)
+
+from research import study  # noqa: E402
 
 DEFAULT_OUT = 'docs/data/digits_lt_runs.jsonl'
 DEFAULT_ROOT = 'work_dirs/digits_study'
