@@ -103,7 +103,7 @@ def test_nc_groups_split_head_and_tail_halves():
 def _row(method, seed, macro, phase='tune', ratio=0.01, knobs=None):
     return dict(id=f'{phase}/{method}/{seed}/{knobs}', phase=phase,
                 method=method, ratio=ratio, seed=seed, knobs=knobs or {},
-                heldout=dict(macro=macro))
+                heldout=dict(macro=macro), init=study.INIT_MARK)
 
 
 def test_knobs_and_recipe_are_chosen_on_heldout_of_the_tuning_seeds():
@@ -112,15 +112,28 @@ def test_knobs_and_recipe_are_chosen_on_heldout_of_the_tuning_seeds():
         for q in study.Q_GRID:
             rows.append(_row('etf_dr_q', seed, 50 + 10 * (q == 0.5),
                              knobs={'model.head.loss.balance_power': q}))
-        for name in ('la', 'etf_la'):
-            for tau in study.TAU_GRID:
-                rows.append(_row(name, seed, 40 + tau,
-                                 knobs={'model.head.loss.tau': tau}))
         for name in ('etf_ce', 'etf_dr', 'etf_dr_cb'):
             rows.append(_row(name, seed, 55))
+    # the logit-adjusted arms: one grid and five seeds for all three
+    assert {study.METHODS[m].knob for m in study.LA_FAMILY} == {study.LA_TAU}
+    assert len(study.LA_TUNING_SEEDS) >= 5
+    assert min(study.LA_TAU_GRID) < 0.5 and max(study.LA_TAU_GRID) > 2
+    for seed in study.LA_TUNING_SEEDS:
+        for name in study.LA_FAMILY:
+            for tau in study.LA_TAU_GRID:
+                rows.append(_row(name, seed, 40 + tau * (tau < 3),
+                                 knobs={'model.head.loss.tau': tau}))
     chosen = study.choose_knobs(rows)
     assert chosen['etf_dr_q']['value'] == 0.5
-    assert chosen['la']['value'] == 2.0
+    assert chosen['la']['value'] == chosen['cosine_la']['value'] == 2.0
+    assert chosen['la']['table'][-1]['n'] == len(study.LA_TUNING_SEEDS)
+    # a linear-head row from before the init change is stale: without the
+    # mark, la's tuning is incomplete again
+    unmarked = [dict(r, init=None) if r['method'] == 'la' and r['seed'] == 104
+                else r for r in rows]
+    assert 'la' not in study.choose_knobs(unmarked)
+    assert 'etf_la' in study.choose_knobs(
+        [dict(r, init=None) if r['method'] == 'etf_la' else r for r in rows])
     assert chosen['etf_dr_q']['table'][1] == dict(value=0.5, macro=60, sd=0,
                                                   n=3)
     recipe = study.select_recipe(rows)
@@ -240,3 +253,44 @@ def test_a_failing_or_killed_run_is_reported_not_waited_for(monkeypatch,
         == ('row', {'id': 'x', 'big': list(range(10**5))})
     kind, text = result_of(killed)
     assert kind == 'error' and 'exit status -9' in text
+
+
+def _eval_row(method, seed, pred, init=study.INIT_MARK):
+    gt = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    counts = [100, 60, 30, 20, 5]
+    return dict(id=f'eval/{method}/r0.01/s{seed}', phase='eval',
+                method=method, ratio=0.01, seed=seed, knobs={}, init=init,
+                class_counts=counts,
+                test=dict(gt=study.encode_labels(gt),
+                          pred=study.encode_labels(pred),
+                          **study.accuracy_metrics(pred, gt, counts, 50, 10)))
+
+
+def test_stale_rows_are_never_mixed_with_current_ones():
+    right = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    wrong_many = [1, 1, 0, 0, 2, 2, 3, 3, 4, 4]
+    rows = [
+        # ce: two rows from before the init change, then one current row
+        _eval_row('ce', 0, wrong_many, init=None),
+        _eval_row('ce', 1, wrong_many, init=None),
+        _eval_row('ce', 0, right),
+        # ce_cb: stale rows only; etf_dr: no mark, but its weights did not
+        # change (not a linear-head arm)
+        _eval_row('ce_cb', 0, wrong_many, init=None),
+        _eval_row('ce_cb', 1, wrong_many, init=None),
+        _eval_row('etf_dr', 0, right, init=None),
+        _eval_row('etf_dr', 1, right, init=None),
+    ]
+    report = DigitsStudy(rows)
+    assert list(report.runs('ce', 0.01)) == [0]  # not the stale seed 1
+    assert report.values('ce', 0.01, 'top1').tolist() == [100.0]
+    assert list(report.runs('ce_cb', 0.01)) == [0, 1]
+    assert report.stale == [('ce_cb', 0.01)]
+    assert not report.is_stale('etf_dr', 0.01)
+    # a shot-group comparison: many-shot = classes 0 and 1
+    many = report.compare('etf_dr', 'ce_cb', 0.01, 'many')
+    assert many['images']['mean'] == pytest.approx(100.0)
+    assert report.compare('etf_dr', 'ce_cb', 0.01, 'few')['images'][
+        'mean'] == pytest.approx(0.0)
+    # the runner redoes stale rows: they do not count as done
+    assert [study.is_stale(r) for r in rows[:3]] == [True, True, False]

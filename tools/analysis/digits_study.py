@@ -77,12 +77,13 @@ def main(argv=None):
             knob = f' (chooses {method.knob.symbol} on held-out data)' \
                 if method.knob else ''
             print(f'{method.name:11s} {method.label}{knob}')
-        rows = study.load_rows(args.out)
+        rows = [r for r in study.load_rows(args.out)
+                if not study.is_stale(r)]
         done = {r['id'] for r in rows}
         todo = [t.id for t in study.tuning_tasks() if t.id not in done]
         evals, waiting = study.eval_tasks(rows, list(study.METHODS))
         todo += [t.id for t in evals if t.id not in done]
-        print(f'{len(rows)} runs in {args.out}; {len(todo)} to do'
+        print(f'{len(rows)} current runs in {args.out}; {len(todo)} to do'
               + (f'; waiting for tuning: {waiting}' if waiting else ''))
         return 0
     if args.command == 'rerun':
