@@ -63,6 +63,10 @@ LA_CONTROLS = (
      '`configs/resnet32_digitslt_la.py` (τ = 1, not tuned)'),
 )
 GROUP_WORDS = (('top1', 'top-1'), ('many', 'many-shot'), ('few', 'few-shot'))
+# The arms whose configs are in the model zoo (configs/etf/README.md) or
+# are the LA baselines and control it is compared with.
+ZOO_ARMS = ('etf_dr_cb', 'etf_dr_q', 'etf_la', 'cosine_la', 'la',
+            'la_default')
 
 
 # --------------------------------------------------------------------------
@@ -575,21 +579,25 @@ def many_shot_block(study: DigitsStudy) -> str:
 
 
 def zoo_block(study: DigitsStudy) -> str:
-    """Model-zoo numbers of the LA arms: mean ± sd over the evaluation
-    seeds, not one seed."""
-    lines = ['| ratio | arm | n | top-1 | many | medium | few |',
-             '|---|---|---|---|---|---|---|']
-    for ratio in study.ratios():
-        for method in LA_FAMILY + ('la_default', ):
-            runs = study.runs(method, ratio)
-            if not runs:
-                continue
-            lines.append(
-                f'| {ratio:g} | `{method}`{_knob_note(study, method)}'
-                f'{_mark(study, method, ratio)} | {len(runs)} | ' +
-                ' | '.join(_mean_sd(study.values(method, ratio, g))
-                           for g in ('top1', 'many', 'medium', 'few')) +
-                ' |')
+    """Model-zoo numbers of the digits configs: mean ± sd over the
+    evaluation seeds at ratio 0.01 (the configs' own ratio), and seed 0 (the
+    config's default seed, what one `tools/train.py` run gives on the
+    machine that wrote the rows)."""
+    ratio = TUNING_RATIO
+    lines = ['| config | arm | n | top-1 | many | medium | few | top-1 at '
+             'seed 0 |', '|---|---|---|---|---|---|---|---|']
+    for method in ZOO_ARMS:
+        runs = study.runs(method, ratio)
+        if not runs:
+            continue
+        seed0 = runs.get(0, {}).get('test', {}).get('top1')
+        lines.append(
+            f'| `{METHODS[method].config}` | `{method}`'
+            f'{_knob_note(study, method)}{_mark(study, method, ratio)} | '
+            f'{len(runs)} | ' +
+            ' | '.join(_mean_sd(study.values(method, ratio, g))
+                       for g in ('top1', 'many', 'medium', 'few')) +
+            f' | {"–" if seed0 is None else f"{seed0:.1f}"} |')
     return '\n'.join(lines)
 
 
@@ -978,8 +986,10 @@ def _invocations_text(sessions: List[dict], rows: List[dict]) -> str:
         start += session['runs_added']
         methods = sorted({r['method'] for r in added},
                          key=lambda m: list(METHODS).index(m))
-        parts.append(f'invocation {number} ({session["date"]}): '
-                     f'{len(added)} runs of ' +
+        stopped = ', stopped before the end' if session.get(
+            'interrupted') else ''
+        parts.append(f'invocation {number} ({session["date"]}{stopped}): '
+                     f'{len(added)} runs' + (' of ' if added else '') +
                      ', '.join(f'`{m}`' for m in methods))
     return ' Runs by invocation: ' + '; '.join(parts) + '.'
 

@@ -107,15 +107,23 @@ def main(argv=None):
     if args.ratios is not None:
         seeds = {ratio: tuple(args.seeds) for ratio in args.ratios}
     before = len(study.load_rows(args.out))
-    start = time.time()
-    rows = study.run_study(args.out, args.work_root, methods=args.methods,
-                           seeds=seeds, workers=args.workers,
-                           max_epochs=args.max_epochs,
-                           tune=not args.no_tune)
-    study.append_row(sessions_file(args.out), dict(
-        date=time.strftime('%Y-%m-%d %H:%M'), wall_seconds=time.time() - start,
-        workers=args.workers, runs_added=len(rows) - before))
-    print(f'{len(rows)} runs in {args.out}')
+    date, start = time.strftime('%Y-%m-%d %H:%M'), time.time()
+    finished = False
+    try:
+        rows = study.run_study(args.out, args.work_root,
+                               methods=args.methods, seeds=seeds,
+                               workers=args.workers,
+                               max_epochs=args.max_epochs,
+                               tune=not args.no_tune)
+        finished = True
+    finally:  # an interrupted invocation is recorded too
+        session = dict(date=date, wall_seconds=time.time() - start,
+                       workers=args.workers,
+                       runs_added=len(study.load_rows(args.out)) - before)
+        if not finished:
+            session['interrupted'] = True
+        study.append_row(sessions_file(args.out), session)
+    print(f'{len(rows)} current runs in {args.out}')
     return 0
 
 
