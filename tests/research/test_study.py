@@ -293,3 +293,30 @@ def test_stale_rows_are_never_mixed_with_current_ones():
         'mean'] == pytest.approx(0.0)
     # the runner redoes stale rows: they do not count as done
     assert [study.is_stale(r) for r in rows[:3]] == [True, True, False]
+
+
+def test_fixed_geometry_verdict_follows_the_intervals():
+    from research.report import fixed_geometry_block, la_controls_table
+    right = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    miss_few = [0, 0, 1, 1, 2, 2, 3, 3, 0, 0]  # class 4 is the few-shot one
+    tau = {'model.head.loss.tau': study.LA_TAU_GRID[0]}
+
+    def rows_with(etf_pred, cosine_pred):
+        rows = [_row(name, seed, 50, knobs={'model.head.loss.tau': value})
+                for name in ('etf_la', 'cosine_la', 'la')
+                for seed in study.LA_TUNING_SEEDS
+                for value in study.LA_TAU_GRID]
+        for seed in range(5):
+            for name, pred in (('etf_la', etf_pred),
+                               ('cosine_la', cosine_pred), ('la', right)):
+                row = _eval_row(name, seed, pred)
+                rows.append(dict(row, id=row['id'] + '/tau', knobs=tau))
+        return rows
+
+    helps = DigitsStudy(rows_with(right, miss_few))
+    assert fixed_geometry_block(helps).startswith(
+        '**The fixed geometry helps.**')
+    same = DigitsStudy(rows_with(right, right))
+    assert fixed_geometry_block(same).startswith('**Not shown')
+    table = la_controls_table(helps)
+    assert '`etf_la` − `cosine_la`' in table and 'higher' in table
