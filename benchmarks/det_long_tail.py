@@ -22,7 +22,7 @@ import torch
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from etf_plugin.det import benchmark  # noqa: E402
+from research import det_benchmark as benchmark  # noqa: E402
 
 RESULTS = {
     'test': osp.join('docs', 'data', 'det_long_tail.json'),

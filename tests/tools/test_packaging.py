@@ -52,6 +52,9 @@ def test_wheel_ships_configs_tools_model_index_and_checkpoints(wheel):
     assert any(n.startswith(mim + 'checkpoints/') and n.endswith('.pth')
                for n in names)
     assert 'etf_plugin/apis.py' in names
+    # research code stays in the clone (research/), out of the wheel
+    assert not any(n.startswith(('etf_plugin/analysis/', 'research/'))
+                   or n == 'etf_plugin/det/benchmark.py' for n in names)
     assert not any('__pycache__' in n for n in names)
     info = zipfile.ZipFile(wheel).getinfo(mim + 'tools/dist_train.sh')
     assert info.external_attr >> 16 & 0o111, 'dist_train.sh lost its x bit'

@@ -1,4 +1,4 @@
-"""The long-tailed digits study (etf_plugin.analysis.study) from the command
+"""The long-tailed digits study (research/study.py) from the command
 line: run it, rerun one of its runs, or regenerate the docs from its file.
 
     # run what is missing (resumable; two single-threaded processes)
@@ -15,13 +15,18 @@ study), ``--max-epochs`` (a pilot: write it to another ``--out``), and
 """
 import argparse
 import os
+import os.path as osp
 import sys
 import time
 
 # Before torch is imported: one thread per run.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
-from etf_plugin.analysis import study  # noqa: E402
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# research/ sits beside the package in a clone; it is not installed.
+sys.path.insert(0, REPO_ROOT)
+
+from research import study  # noqa: E402
 
 DEFAULT_OUT = 'docs/data/digits_lt_runs.jsonl'
 DEFAULT_ROOT = 'work_dirs/digits_study'
@@ -72,12 +77,13 @@ def main(argv=None):
             knob = f' (chooses {method.knob.symbol} on held-out data)' \
                 if method.knob else ''
             print(f'{method.name:11s} {method.label}{knob}')
-        rows = study.load_rows(args.out)
+        rows = [r for r in study.load_rows(args.out)
+                if not study.is_stale(r)]
         done = {r['id'] for r in rows}
         todo = [t.id for t in study.tuning_tasks() if t.id not in done]
         evals, waiting = study.eval_tasks(rows, list(study.METHODS))
         todo += [t.id for t in evals if t.id not in done]
-        print(f'{len(rows)} runs in {args.out}; {len(todo)} to do'
+        print(f'{len(rows)} current runs in {args.out}; {len(todo)} to do'
               + (f'; waiting for tuning: {waiting}' if waiting else ''))
         return 0
     if args.command == 'rerun':
@@ -101,15 +107,23 @@ def main(argv=None):
     if args.ratios is not None:
         seeds = {ratio: tuple(args.seeds) for ratio in args.ratios}
     before = len(study.load_rows(args.out))
-    start = time.time()
-    rows = study.run_study(args.out, args.work_root, methods=args.methods,
-                           seeds=seeds, workers=args.workers,
-                           max_epochs=args.max_epochs,
-                           tune=not args.no_tune)
-    study.append_row(sessions_file(args.out), dict(
-        date=time.strftime('%Y-%m-%d %H:%M'), wall_seconds=time.time() - start,
-        workers=args.workers, runs_added=len(rows) - before))
-    print(f'{len(rows)} runs in {args.out}')
+    date, start = time.strftime('%Y-%m-%d %H:%M'), time.time()
+    finished = False
+    try:
+        rows = study.run_study(args.out, args.work_root,
+                               methods=args.methods, seeds=seeds,
+                               workers=args.workers,
+                               max_epochs=args.max_epochs,
+                               tune=not args.no_tune)
+        finished = True
+    finally:  # an interrupted invocation is recorded too
+        session = dict(date=date, wall_seconds=time.time() - start,
+                       workers=args.workers,
+                       runs_added=len(study.load_rows(args.out)) - before)
+        if not finished:
+            session['interrupted'] = True
+        study.append_row(sessions_file(args.out), session)
+    print(f'{len(rows)} current runs in {args.out}')
     return 0
 
 

@@ -7,9 +7,14 @@ Runs nothing: it reads what tools/analysis/digits_study.py and
 tools/analysis/ufm_simulation.py wrote (seconds).
 """
 import argparse
+import os.path as osp
 import sys
 
-from etf_plugin.analysis.report import render_all
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# research/ sits beside the package in a clone; it is not installed.
+sys.path.insert(0, REPO_ROOT)
+
+from research.report import render_all  # noqa: E402
 
 
 def main(argv=None):

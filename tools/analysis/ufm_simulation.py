@@ -1,4 +1,4 @@
-"""The unconstrained-feature-model studies (etf_plugin.analysis.ufm_study)
+"""The unconstrained-feature-model studies (research/ufm_study.py)
 from the command line; each writes one JSON file to --data-dir, from which
 tools/analysis/make_docs.py renders docs/results_ufm.md.
 
@@ -21,7 +21,11 @@ os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 import torch  # noqa: E402
 
-from etf_plugin.analysis import ufm_study  # noqa: E402
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# research/ sits beside the package in a clone; it is not installed.
+sys.path.insert(0, REPO_ROOT)
+
+from research import ufm_study  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -66,7 +66,12 @@ class CifarResNet(BaseBackbone):
         out_indices (Sequence[int]): Stages to output (0, 1, 2).
             Defaults to ``(2, )``.
         init_cfg (dict | list[dict], optional): Initialisation config.
-            Defaults to Kaiming for convolutions.
+            Defaults to Kaiming for convolutions. It is applied when the
+            backbone is built, not later by the Runner's ``init_weights``:
+            the random draws then follow the backbone's own construction, so
+            at one seed the backbone gets the same weights whatever head is
+            built after it (a ``LinearClsHead`` draws from the global random
+            generator when built, an ``ETFHead`` does not).
     """
 
     def __init__(self,
@@ -102,6 +107,9 @@ class CifarResNet(BaseBackbone):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
         self.out_channels = channels
+        # Now rather than in the Runner's init_weights (which skips a module
+        # already initialised): see init_cfg above.
+        self.init_weights()
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         if x.dim() != 4 or x.shape[1] != self.in_channels:

@@ -1,14 +1,13 @@
-"""etf_plugin.analysis.stats: accuracies from stored predictions (the
+"""research.stats: accuracies from stored predictions (the
 LongTailAccuracy definitions) and paired bootstrap intervals."""
 import numpy as np
 import pytest
 import torch
 
-from etf_plugin.analysis.stats import (accuracy_metrics, decode_labels,
-                                       encode_labels, format_ci,
-                                       paired_bootstrap,
-                                       paired_bootstrap_images, verdict)
 from etf_plugin.evaluation import LongTailAccuracy
+from research.stats import (accuracy_metrics, decode_labels, encode_labels,
+                            format_ci, paired_bootstrap,
+                            paired_bootstrap_images, verdict)
 
 COUNTS = [124, 74, 44, 26, 16, 9, 5, 3, 2, 1]
 

@@ -13,11 +13,9 @@ import sys
 import pytest
 import torch
 
-from etf_plugin.analysis.ufm import (class_mean_logits, class_means,
-                                       first_crossing,
-                                       minority_collapse_threshold,
-                                       solve_ufm_convex, train_ufm,
-                                       ufm_collapse_metrics)
+from research.ufm import (class_mean_logits, class_means, first_crossing,
+                          minority_collapse_threshold, solve_ufm_convex,
+                          train_ufm, ufm_collapse_metrics)
 
 N_MAJOR, N_MINOR, K_MAJOR, K_MINOR = 500, 100, 3, 7
 COUNTS = [N_MAJOR] * K_MAJOR + [N_MINOR] * K_MINOR
@@ -189,7 +187,7 @@ def test_shared_layer_removes_the_fixed_etf_immunity():
     """With h_i = A u_i the fixed ETF + CE problem is Hong & Ling's convex
     program at lam / sqrt(K/(K-1)): its minority means leave the simplex
     angle below the threshold and merge above shared_etf_threshold."""
-    from etf_plugin.analysis.ufm import shared_etf_threshold
+    from research.ufm import shared_etf_threshold
     shared = shared_etf_threshold(N_MAJOR, N_MINOR, K_MAJOR, K_MINOR)
     k = len(COUNTS)
     assert shared == pytest.approx(LAM_STAR * math.sqrt(k / (k - 1)))
@@ -212,7 +210,7 @@ def test_shared_layer_removes_the_fixed_etf_immunity():
 
 
 def test_bisect_threshold():
-    from etf_plugin.analysis.ufm import bisect_threshold
+    from research.ufm import bisect_threshold
     out = bisect_threshold(lambda x: x >= 0.3, 0.0, 1.0, 1e-3)
     assert out['lo'] < 0.3 <= out['hi'] and out['hi'] - out['lo'] <= 1e-3
     assert len(out['steps']) == 2 + 10
@@ -221,7 +219,7 @@ def test_bisect_threshold():
 
 
 def test_gradient_descent_race_reaches_each_optimum():
-    from etf_plugin.analysis.ufm import gradient_descent_race
+    from research.ufm import gradient_descent_race
     counts = [6, 6, 2, 2]
     out = gradient_descent_race(counts, 4, 0.5 / sum(counts), lr=0.5,
                                 tol=1e-3, max_steps=5000)

@@ -11,9 +11,18 @@ from mmdet.registry import DATASETS
 from mmengine.config import Config
 
 from helpers import REPO_ROOT
-from etf_plugin.det import benchmark
+from research import det_benchmark as benchmark
 
 SCRIPT = osp.join(REPO_ROOT, 'benchmarks', 'det_long_tail.py')
+
+
+@pytest.fixture(autouse=True)
+def mmdet_scope():
+    """Builds here resolve in mmdet's scope, as under tests/det (conftest's
+    default_scope picks mmpretrain's outside that folder)."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
 
 
 def test_frequency_groups():

@@ -10,6 +10,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from . import stats
+from .pages import fill, template, write
 from .ufm import ALL_MODES
 from .ufm_study import MODE_LABELS
 
@@ -401,7 +402,6 @@ def render_ufm(data_dir: str, docs_dir: str,
                ufm: Optional[dict] = None) -> None:
     """Write results_ufm.md and its figures (``ufm``: :func:`load_ufm` of
     ``data_dir`` when already read)."""
-    from .report import _template, _write, fill
     if ufm is None:
         ufm = load_ufm(data_dir)
     figures = osp.join(docs_dir, 'figures')
@@ -428,5 +428,5 @@ def render_ufm(data_dir: str, docs_dir: str,
         f'samples per class), d = {race["dim"]}' if race else '')
     if race is not None:
         race_figure(race, osp.join(figures, 'ufm_convergence.png'), rows)
-    _write(osp.join(docs_dir, 'results_ufm.md'),
-           fill(_template('results_ufm.md'), blocks))
+    write(osp.join(docs_dir, 'results_ufm.md'),
+           fill(template('results_ufm.md'), blocks))

@@ -1,4 +1,4 @@
-"""etf_plugin.analysis.study: the one method table and runner of the
+"""research.study: the one method table and runner of the
 digits-LT study (replaces tools/analysis/compare_lt.py and lt_baselines.py,
 whose tests these take over), and the docs rendered from its file."""
 import copy
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from etf_plugin.analysis import study
-from etf_plugin.analysis.report import DigitsStudy, fill, first_epoch
+from research import study
+from research.pages import fill
+from research.report import DigitsStudy, first_epoch
 
 REPO = study.REPO
 
@@ -102,7 +103,7 @@ def test_nc_groups_split_head_and_tail_halves():
 def _row(method, seed, macro, phase='tune', ratio=0.01, knobs=None):
     return dict(id=f'{phase}/{method}/{seed}/{knobs}', phase=phase,
                 method=method, ratio=ratio, seed=seed, knobs=knobs or {},
-                heldout=dict(macro=macro))
+                heldout=dict(macro=macro), init=study.INIT_MARK)
 
 
 def test_knobs_and_recipe_are_chosen_on_heldout_of_the_tuning_seeds():
@@ -111,15 +112,27 @@ def test_knobs_and_recipe_are_chosen_on_heldout_of_the_tuning_seeds():
         for q in study.Q_GRID:
             rows.append(_row('etf_dr_q', seed, 50 + 10 * (q == 0.5),
                              knobs={'model.head.loss.balance_power': q}))
-        for name in ('la', 'etf_la'):
-            for tau in study.TAU_GRID:
-                rows.append(_row(name, seed, 40 + tau,
-                                 knobs={'model.head.loss.tau': tau}))
         for name in ('etf_ce', 'etf_dr', 'etf_dr_cb'):
             rows.append(_row(name, seed, 55))
+    # the logit-adjusted arms: one grid and one set of seeds for all three
+    assert {study.METHODS[m].knob for m in study.LA_FAMILY} == {study.LA_TAU}
+    for seed in study.LA_TUNING_SEEDS:
+        for name in study.LA_FAMILY:
+            for tau in study.LA_TAU_GRID:
+                rows.append(_row(name, seed, 40 + tau * (tau < 2),
+                                 knobs={'model.head.loss.tau': tau}))
     chosen = study.choose_knobs(rows)
     assert chosen['etf_dr_q']['value'] == 0.5
-    assert chosen['la']['value'] == 2.0
+    assert chosen['la']['value'] == chosen['cosine_la']['value'] == 1.5
+    assert chosen['la']['table'][-1]['n'] == len(study.LA_TUNING_SEEDS)
+    # a linear-head row from before the init change is stale: without the
+    # mark, la's tuning is incomplete again
+    last = study.LA_TUNING_SEEDS[-1]
+    unmarked = [dict(r, init=None) if r['method'] == 'la' and r['seed'] == last
+                else r for r in rows]
+    assert 'la' not in study.choose_knobs(unmarked)
+    assert 'etf_la' in study.choose_knobs(
+        [dict(r, init=None) if r['method'] == 'etf_la' else r for r in rows])
     assert chosen['etf_dr_q']['table'][1] == dict(value=0.5, macro=60, sd=0,
                                                   n=3)
     recipe = study.select_recipe(rows)
@@ -239,3 +252,71 @@ def test_a_failing_or_killed_run_is_reported_not_waited_for(monkeypatch,
         == ('row', {'id': 'x', 'big': list(range(10**5))})
     kind, text = result_of(killed)
     assert kind == 'error' and 'exit status -9' in text
+
+
+def _eval_row(method, seed, pred, init=study.INIT_MARK):
+    gt = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    counts = [100, 60, 30, 20, 5]
+    return dict(id=f'eval/{method}/r0.01/s{seed}', phase='eval',
+                method=method, ratio=0.01, seed=seed, knobs={}, init=init,
+                class_counts=counts,
+                test=dict(gt=study.encode_labels(gt),
+                          pred=study.encode_labels(pred),
+                          **study.accuracy_metrics(pred, gt, counts, 50, 10)))
+
+
+def test_stale_rows_are_never_mixed_with_current_ones():
+    right = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    wrong_many = [1, 1, 0, 0, 2, 2, 3, 3, 4, 4]
+    rows = [
+        # ce: two rows from before the init change, then one current row
+        _eval_row('ce', 0, wrong_many, init=None),
+        _eval_row('ce', 1, wrong_many, init=None),
+        _eval_row('ce', 0, right),
+        # ce_cb: stale rows only; etf_dr: no mark, but its weights did not
+        # change (not a linear-head arm)
+        _eval_row('ce_cb', 0, wrong_many, init=None),
+        _eval_row('ce_cb', 1, wrong_many, init=None),
+        _eval_row('etf_dr', 0, right, init=None),
+        _eval_row('etf_dr', 1, right, init=None),
+    ]
+    report = DigitsStudy(rows)
+    assert list(report.runs('ce', 0.01)) == [0]  # not the stale seed 1
+    assert report.values('ce', 0.01, 'top1').tolist() == [100.0]
+    assert list(report.runs('ce_cb', 0.01)) == [0, 1]
+    assert report.stale == [('ce_cb', 0.01)]
+    assert not report.is_stale('etf_dr', 0.01)
+    # a shot-group comparison: many-shot = classes 0 and 1
+    many = report.compare('etf_dr', 'ce_cb', 0.01, 'many')
+    assert many['images']['mean'] == pytest.approx(100.0)
+    assert report.compare('etf_dr', 'ce_cb', 0.01, 'few')['images'][
+        'mean'] == pytest.approx(0.0)
+    # the runner redoes stale rows: they do not count as done
+    assert [study.is_stale(r) for r in rows[:3]] == [True, True, False]
+
+
+def test_fixed_geometry_verdict_follows_the_intervals():
+    from research.report import fixed_geometry_block, la_controls_table
+    right = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    miss_few = [0, 0, 1, 1, 2, 2, 3, 3, 0, 0]  # class 4 is the few-shot one
+    tau = {'model.head.loss.tau': study.LA_TAU_GRID[0]}
+
+    def rows_with(etf_pred, cosine_pred):
+        rows = [_row(name, seed, 50, knobs={'model.head.loss.tau': value})
+                for name in ('etf_la', 'cosine_la', 'la')
+                for seed in study.LA_TUNING_SEEDS
+                for value in study.LA_TAU_GRID]
+        for seed in range(5):
+            for name, pred in (('etf_la', etf_pred),
+                               ('cosine_la', cosine_pred), ('la', right)):
+                row = _eval_row(name, seed, pred)
+                rows.append(dict(row, id=row['id'] + '/tau', knobs=tau))
+        return rows
+
+    helps = DigitsStudy(rows_with(right, miss_few))
+    assert fixed_geometry_block(helps).startswith(
+        '**The fixed geometry helps.**')
+    same = DigitsStudy(rows_with(right, right))
+    assert fixed_geometry_block(same).startswith('**Not shown')
+    table = la_controls_table(helps)
+    assert '`etf_la` − `cosine_la`' in table and 'higher' in table

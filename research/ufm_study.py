@@ -4,7 +4,7 @@ gradient-descent race between CE and DR under the same fixed ETF.
 
 Each function returns a JSON-able dict (what ``tools/analysis/
 ufm_simulation.py`` writes to ``docs/data/``); the page is rendered from
-those files by :mod:`etf_plugin.analysis.ufm_report`.
+those files by :mod:`research.ufm_report`.
 """
 import math
 import time

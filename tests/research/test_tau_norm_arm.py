@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from etf_plugin.analysis import study
+from research import study
 
 REPO = study.REPO
 CE = osp.join(REPO, 'configs', 'resnet32_digitslt_ce.py')
