@@ -10,7 +10,6 @@ dimensions, so we build the same Gram matrix from a ``dim x (K-1)`` orthonormal
 import math
 
 import torch
-from torch.autograd.function import once_differentiable
 
 # Largest |W W^T - K/(K-1) (I - 11^T/K)| accepted for a loaded ETF: float32
 # rounding of a float64 construction stays below 1e-6 up to K = 1000,
@@ -115,30 +114,6 @@ def safe_normalize(x: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
     Returns:
         torch.Tensor: The normalised ``(N, d)`` rows.
     """
-    return _SafeNormalize.apply(x, eps)
+    squared = x.square().sum(dim=-1, keepdim=True)
+    return x * torch.rsqrt(squared + eps * eps)
 
-
-class _SafeNormalize(torch.autograd.Function):
-    """:func:`safe_normalize` with its backward in closed form.
-
-    With ``r = (||x||^2 + eps^2)^(-1/2)`` and ``y = r x``, the Jacobian is
-    ``r (I - y y^T)``, so the input gradient is ``r (g - y (y . g))``: four
-    operators where autograd's chain through square, sum, rsqrt and the
-    product takes twelve (a GPU runs the eager head at the pace of its
-    launches). First derivatives only.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:
-        inv_norm = torch.rsqrt(x.square().sum(dim=-1, keepdim=True) +
-                               eps * eps)
-        y = x * inv_norm
-        ctx.save_for_backward(y, inv_norm)
-        return y
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        y, inv_norm = ctx.saved_tensors
-        along = (y * grad).sum(dim=-1, keepdim=True)
-        return inv_norm * torch.addcmul(grad, y, along, value=-1), None

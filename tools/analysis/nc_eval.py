@@ -214,13 +214,15 @@ def main():
             nc4_cache_mb=args.nc4_cache_mb,
             logger=runner.logger.instance_name)
         seconds = time.time() - start
-    if not is_main_process():
+        # read before the block ends: it destroys the process group
+        world_size, main_process = get_world_size(), is_main_process()
+    if not main_process:
         return
     settings = dict(
         config=args.config, checkpoint=args.checkpoint, splits=args.split,
         stages=stages, max_samples=args.max_samples, seed=args.seed,
         class_counts=counts, class_counts_from=counts_from,
-        many_thr=many_thr, few_thr=few_thr, world_size=get_world_size(),
+        many_thr=many_thr, few_thr=few_thr, world_size=world_size,
         seconds=round(seconds, 2), torch=torch.__version__,
         mmengine=mmengine.__version__, python=platform.python_version(),
         nc4='fraction of samples whose nearest class mean is not the '
@@ -234,7 +236,7 @@ def main():
     fig.savefig(png_file, dpi=100)
     print_table(results)
     print(f'{sum(r[stages[0]]["num_samples"] for r in results.values())} '
-          f'samples, {len(stages)} stages, {get_world_size()} process(es): '
+          f'samples, {len(stages)} stages, {world_size} process(es): '
           f'{seconds:.1f} s. Wrote {json_file} and {png_file}', flush=True)
 
 
