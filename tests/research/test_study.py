@@ -185,13 +185,13 @@ def test_study_end_to_end_resumes_reruns_exactly_and_renders(tmp_path):
     methods = ['ce', 'posthoc_la', 'tau_norm', 'etf_dr_cb']
     rows = study.run_study(out, root, methods=methods, seeds=seeds,
                            workers=2, max_epochs=1, tune=False,
-                           log=lambda *_: None)
+                           log=print)
     ids = sorted(r['id'] for r in rows)
     assert ids == sorted(f'eval/{m}/r0.01/s{s}' for m in methods
                          for s in (0, 1))
     again = study.run_study(out, root, methods=methods, seeds=seeds,
                             workers=2, max_epochs=1, tune=False,
-                            log=lambda *_: None)
+                            log=print)
     assert len(again) == len(rows)  # nothing rerun
     by_id = {r['id']: r for r in rows}
     etf = by_id['eval/etf_dr_cb/r0.01/s1']
