@@ -5,11 +5,13 @@ import copy
 import json
 import os
 import os.path as osp
+import sys
 
 import numpy as np
 import pytest
 from mmengine.config import Config
 
+from helpers import run_tool
 from research import study
 from research.pages import fill
 from research.report import DigitsStudy, first_epoch
@@ -173,26 +175,45 @@ def test_row_file_appends_and_resumes(tmp_path):
     assert [r['id'] for r in study.load_rows(path)] == ['a', 'b']
 
 
+# The study driver forks one process per run. Forking is safe from a
+# process that never ran autograd (the study's command line), not from this
+# pytest process after other tests trained models ("Unable to handle
+# autograd's threading in combination with fork-based multiprocessing"), so
+# the runs and their reruns happen in a fresh interpreter, as a user's do.
+END_TO_END = """
+import json, sys
+from research import study
+out, root = sys.argv[1:3]
+kwargs = dict(methods=['ce', 'posthoc_la', 'tau_norm', 'etf_dr_cb'],
+              seeds={0.01: (0, 1)}, workers=2, max_epochs=1, tune=False,
+              log=print)
+rows = study.run_study(out, root, **kwargs)
+again = study.run_study(out, root, **kwargs)
+by_id = {r['id']: r for r in rows}
+different = {i: study.rerun(by_id[i], root)[1]
+             for i in ('eval/etf_dr_cb/r0.01/s1', 'eval/posthoc_la/r0.01/s0')}
+print('RESULT ' + json.dumps(dict(rows=len(rows), again=len(again),
+                                  different=different)))
+"""
+
+
 @pytest.mark.slow
 def test_study_end_to_end_resumes_reruns_exactly_and_renders(tmp_path):
     """A one-epoch study of CE, its post-hoc adjustment and ETF + DR-CB:
     rows are appended, a second invocation runs nothing, a rerun of a row
-    in this process reproduces it field by field, and the report renders
-    from the file."""
+    in a process of its own reproduces it field by field, and the report
+    renders from the file."""
     out = str(tmp_path / 'digits_lt_runs.jsonl')
     root = str(tmp_path / 'work')
-    seeds = {0.01: (0, 1)}
     methods = ['ce', 'posthoc_la', 'tau_norm', 'etf_dr_cb']
-    rows = study.run_study(out, root, methods=methods, seeds=seeds,
-                           workers=2, max_epochs=1, tune=False,
-                           log=print)
+    log = run_tool([sys.executable, '-c', END_TO_END, out, root],
+                   timeout=900)
+    result = json.loads(log.split('RESULT ', 1)[1].splitlines()[0])
+    rows = study.load_rows(out)
     ids = sorted(r['id'] for r in rows)
     assert ids == sorted(f'eval/{m}/r0.01/s{s}' for m in methods
-                         for s in (0, 1))
-    again = study.run_study(out, root, methods=methods, seeds=seeds,
-                            workers=2, max_epochs=1, tune=False,
-                            log=print)
-    assert len(again) == len(rows)  # nothing rerun
+                         for s in (0, 1)), log[-3000:]
+    assert result['rows'] == result['again'] == len(rows)  # nothing rerun
     by_id = {r['id']: r for r in rows}
     etf = by_id['eval/etf_dr_cb/r0.01/s1']
     assert len(etf['test']['pred']) == 500
@@ -205,10 +226,9 @@ def test_study_end_to_end_resumes_reruns_exactly_and_renders(tmp_path):
         study.METHODS['posthoc_la'].knob.values)
     best = max(posthoc['heldout_sweep'], key=lambda r: r['macro'])
     assert posthoc['knobs'] == {'model.head.posthoc_tau': best['value']}
-    # the fork-pool run and a fresh in-process rerun agree exactly
-    for row_id in ('eval/etf_dr_cb/r0.01/s1', 'eval/posthoc_la/r0.01/s0'):
-        _, different = study.rerun(by_id[row_id], root)
-        assert different == [], (row_id, different)
+    # the forked run and a fresh in-process rerun agree exactly
+    assert result['different'] == {
+        'eval/etf_dr_cb/r0.01/s1': [], 'eval/posthoc_la/r0.01/s0': []}
     # the seeds differ in everything random
     assert etf['test']['pred'] != by_id['eval/etf_dr_cb/r0.01/s0']['test'][
         'pred']
