@@ -572,8 +572,8 @@ def fixed_geometry_block(study: DigitsStudy) -> str:
             f'fixed-versus-learnable intervals do not both exclude zero in '
             f'favour of the fixed ETF, so on this data the recipe\'s gain '
             f'over logit adjustment cannot be credited to fixing the '
-            f'classifier; it is what a normalised, bounded-logit head with '
-            f'logit adjustment gives, fixed rows or learnable ones.')
+            f'classifier: within these intervals the same normalised, '
+            f'bounded-logit head with learnable rows does as well.')
 
 
 def many_shot_block(study: DigitsStudy) -> str:

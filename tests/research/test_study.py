@@ -116,6 +116,8 @@ def test_knobs_and_recipe_are_chosen_on_heldout_of_the_tuning_seeds():
             rows.append(_row(name, seed, 55))
     # the logit-adjusted arms: one grid and one set of seeds for all three
     assert {study.METHODS[m].knob for m in study.LA_FAMILY} == {study.LA_TAU}
+    assert len(study.LA_TUNING_SEEDS) >= 5
+    assert min(study.LA_TAU_GRID) < 0.5 and max(study.LA_TAU_GRID) > 2
     for seed in study.LA_TUNING_SEEDS:
         for name in study.LA_FAMILY:
             for tau in study.LA_TAU_GRID:
