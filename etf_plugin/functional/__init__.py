@@ -19,6 +19,7 @@ from .long_tail import (check_class_counts, long_tail_counts,
                         long_tail_indices, shot_groups)
 from .neural_collapse import NCAccumulator, neural_collapse_metrics
 from .per_class import per_class_statistics
+from .prototype_contrast import prototype_contrast_loss
 from .tau_normalization import tau_normalize
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     'long_tail_indices', 'shot_groups', 'NCAccumulator',
     'neural_collapse_metrics', 'calibration_bin_sums', 'calibration_errors',
     'true_class_nll', 'DEFAULT_SHIFT_RATIOS', 'long_tail_test_prior',
-    'shift_name', 'shifted_accuracy', 'per_class_statistics'
+    'shift_name', 'shifted_accuracy', 'per_class_statistics',
+    'prototype_contrast_loss'
 ]
