@@ -12,21 +12,18 @@ the batch samples ``j`` of another class its negatives:
 The positive is not in the denominator, so ``l_i`` can be negative. The
 cosines of the negatives with ``w_y`` are column ``y`` of the cosine matrix.
 """
-from typing import Tuple
-
 import torch
 
 
 def prototype_contrast_loss(cosines: torch.Tensor, labels: torch.Tensor,
-                            tau: float) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample prototype-contrast loss and which samples have negatives.
+                            tau: float) -> torch.Tensor:
+    """Per-sample prototype-contrast loss.
 
-    A sample whose class is the only class of the batch has no negative:
-    its loss is undefined, and it is returned as 0 with ``has_negatives``
-    False, so the caller can leave it out of a mean. Everything is computed
-    with masks (no host read), so it compiles with
-    ``torch.compile(..., fullgraph=True)``; the excluded samples get a zero
-    gradient, never NaN.
+    A sample has no negative only when every sample of the batch is of its
+    class; the loss is then undefined, and returned as 0 with a zero
+    gradient (never NaN or inf), so such a batch simply does not train.
+    Everything is computed with masks (no host read), so it compiles with
+    ``torch.compile(..., fullgraph=True)``.
 
     Args:
         cosines (torch.Tensor): ``(N, K)`` cosines of the batch's normalised
@@ -35,9 +32,7 @@ def prototype_contrast_loss(cosines: torch.Tensor, labels: torch.Tensor,
         tau (float): Temperature, > 0.
 
     Returns:
-        tuple[torch.Tensor, torch.Tensor]: ``(N,)`` losses (0 where
-        undefined) and the ``(N,)`` bool mask of samples that have at least
-        one other-class sample in the batch.
+        torch.Tensor: ``(N,)`` losses, 0 where undefined.
     """
     if cosines.dim() != 2 or labels.dim() != 1 or \
             labels.shape[0] != cosines.shape[0]:
@@ -50,10 +45,7 @@ def prototype_contrast_loss(cosines: torch.Tensor, labels: torch.Tensor,
     to_anchor = scaled.t().index_select(0, labels)
     negative = labels[:, None] != labels[None, :]
     has_negatives = negative.any(dim=1)
-    # A row without negatives gets finite dummy entries (its result is
-    # discarded below): logsumexp of an all -inf row has a NaN gradient.
-    usable = negative | ~has_negatives[:, None]
-    masked = to_anchor.masked_fill(~usable, float('-inf'))
+    # logsumexp of a row of -inf is -inf with a zero (not NaN) gradient.
+    masked = to_anchor.masked_fill(~negative, float('-inf'))
     loss = torch.logsumexp(masked, dim=1) - positive
-    return torch.where(has_negatives, loss, torch.zeros_like(loss)), \
-        has_negatives
+    return torch.where(has_negatives, loss, torch.zeros_like(loss))

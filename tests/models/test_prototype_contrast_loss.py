@@ -35,25 +35,30 @@ def test_head_passes_cosines_with_every_prototype(head_type):
     x = head.pre_logits((feats, ))
     cosines = x @ head.class_weight().t()
     torch.testing.assert_close(x.norm(dim=1), torch.ones(BATCH))
-    expected, defined = prototype_contrast_loss(cosines, labels, 0.2)
-    assert defined.all()
+    expected = prototype_contrast_loss(cosines, labels, 0.2)
     torch.testing.assert_close(loss, expected.mean(), rtol=1e-5, atol=1e-6)
     loss.backward()
     if head_type == 'CosineClsHead':
         assert head.classifier.weight.grad.abs().sum() > 0
 
 
-def test_mean_leaves_out_samples_without_negatives():
-    loss = MODELS.build(dict(type='PrototypeContrastLoss', tau=0.5))
+def test_reductions_and_a_batch_of_one_class():
+    loss = MODELS.build(
+        dict(type='PrototypeContrastLoss', tau=0.5, loss_weight=2.0))
     cosines = torch.rand(3, 3) * 2 - 1
-    # One class: nothing defined, the mean is 0 (not NaN).
+    # One class: no negatives anywhere, the loss is 0 (not NaN).
     assert loss(cosines, torch.tensor([1, 1, 1])) == 0
     labels = torch.tensor([0, 1, 1])
     per_sample = loss(cosines, labels, reduction_override='none')
-    torch.testing.assert_close(loss(cosines, labels, avg_factor=7),
-                               per_sample.mean())
     torch.testing.assert_close(
-        loss(cosines, labels, reduction_override='sum'), per_sample.sum())
+        per_sample, 2 * prototype_contrast_loss(cosines, labels, 0.5))
+    torch.testing.assert_close(loss(cosines, labels), per_sample.mean())
+    torch.testing.assert_close(loss(cosines, labels, avg_factor=6),
+                               per_sample.sum() / 6)
+    weight = torch.tensor([1.0, 0.0, 2.0])
+    torch.testing.assert_close(
+        loss(cosines, labels, weight=weight, reduction_override='sum'),
+        (per_sample * weight).sum())
 
 
 def test_refuses_soft_targets_and_unnormalised_features():

@@ -4,6 +4,7 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+from mmpretrain.models.losses.utils import weight_reduce_loss
 from mmpretrain.registry import MODELS
 
 from etf_plugin.functional.prototype_contrast import prototype_contrast_loss
@@ -27,11 +28,10 @@ class PrototypeContrastLoss(nn.Module):
         head=dict(type='CosineClsHead', num_classes=10, in_channels=64,
                   loss=dict(type='PrototypeContrastLoss', tau=0.1))
 
-    A sample whose class is the only one in the batch has no negative; it
-    contributes 0 and is left out of the mean, which divides by the number
-    of samples that have negatives (at least 1), not by the ``avg_factor``
-    (the batch size) the head passes. Negatives come from the local batch:
-    under distributed training each rank contrasts with its own samples.
+    A sample has no negative only when the whole batch is of its class: the
+    loss of such a batch is 0, with no gradient, not NaN. Negatives come
+    from the local batch: under distributed training each rank contrasts
+    with its own samples.
 
     It needs hard labels: the negatives are defined by class membership,
     which Mixup/CutMix targets do not give.
@@ -75,8 +75,7 @@ class PrototypeContrastLoss(nn.Module):
                 features with the normalised prototypes.
             label (torch.Tensor): ``(N,)`` integer labels.
             weight (torch.Tensor, optional): ``(N,)`` sample weights.
-            avg_factor (float, optional): Not used: the mean is over the
-                samples that have negatives (see above).
+            avg_factor (float, optional): Denominator of the mean.
             reduction_override (str, optional): Overrides ``reduction``.
             feat_norm (torch.Tensor, optional): Given by a head with
                 un-normalised features, which this loss refuses.
@@ -96,13 +95,8 @@ class PrototypeContrastLoss(nn.Module):
                 '(Mixup, CutMix) do not define. Remove the batch augments '
                 '(in the config: model=dict(train_cfg=None)).')
         check_labels_once(self, label, cls_score.shape[1])
-        loss, has_negatives = prototype_contrast_loss(cls_score, label,
-                                                      self.tau)
+        loss = prototype_contrast_loss(cls_score, label, self.tau)
         if weight is not None:
-            loss = loss * weight.reshape(-1).to(loss.dtype)
-        reduction = reduction_override or self.reduction
-        if reduction == 'sum':
-            loss = loss.sum()
-        elif reduction == 'mean':
-            loss = loss.sum() / has_negatives.sum().clamp(min=1)
-        return self.loss_weight * loss
+            weight = weight.reshape(-1).to(loss.dtype)
+        return self.loss_weight * weight_reduce_loss(
+            loss, weight, reduction_override or self.reduction, avg_factor)
