@@ -132,6 +132,10 @@ LA_TAU_GRID = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
 LA_TAU = Knob('model.head.loss.tau', 'τ', LA_TAU_GRID, 'train',
               LA_TUNING_SEEDS)
 TEST_TAU_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+# The prototype-contrast loss's temperature (issue 24.6), tuned like the LA
+# arms; the grid brackets the small temperatures of contrastive losses.
+PC_TAU = Knob('model.head.loss.tau', 'τ', (0.05, 0.1, 0.2, 0.5, 1.0),
+              'train', LA_TUNING_SEEDS)
 # q = 0 is the plain DR loss, the arm etf_dr, which competes as such.
 Q_GRID = (0.25, 0.5, 0.75, 1.0)
 
@@ -165,6 +169,19 @@ _METHODS = [
     Method('etf_la', 'fixed ETF + logit-adjusted CE',
            'configs/resnet32_digitslt_etf_la.py', family='etf',
            knob=LA_TAU),
+    # Koromilas et al. (ICML 2026): prototypes as anchors, other-class batch
+    # samples as negatives; learnable and fixed prototypes.
+    Method('cosine_pc', 'learnable cosine (BN + L2 neck, ETF start) + '
+           'prototype-contrast loss', CE,
+           {'model.head': dict(_delete_=True, type='CosineClsHead',
+                               num_classes=10, in_channels=64,
+                               loss=dict(type='PrototypeContrastLoss',
+                                         tau=0.1))},
+           family='cosine', knob=PC_TAU),
+    Method('etf_pc', 'fixed ETF + prototype-contrast loss', ETF,
+           {'model.head.loss': dict(_delete_=True,
+                                    type='PrototypeContrastLoss', tau=0.1)},
+           family='etf', knob=PC_TAU),
     Method('etf_dr', 'fixed ETF + DR (the paper\'s formula)', ETF,
            {'model.head.loss.class_balanced': False}, family='etf',
            nc_every_epoch=True),
@@ -191,7 +208,8 @@ METHODS: Dict[str, Method] = {m.name: m for m in _METHODS}
 # The ETF methods among which the held-out data choose the ETF recipe.
 RECIPE_CANDIDATES = ('etf_ce', 'etf_la', 'etf_dr', 'etf_dr_cb', 'etf_dr_q')
 # The methods whose runs at the tuning seeds the recipe choice needs.
-TUNED_AT_TUNING_SEEDS = RECIPE_CANDIDATES + ('la', 'cosine_la')
+TUNED_AT_TUNING_SEEDS = RECIPE_CANDIDATES + ('la', 'cosine_la', 'cosine_pc',
+                                             'etf_pc')
 # The logit-adjusted arms, compared with each other (issue 24).
 LA_FAMILY = ('la', 'cosine_la', 'etf_la')
 

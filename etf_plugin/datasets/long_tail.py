@@ -15,7 +15,8 @@ from etf_plugin.functional.long_tail import (LONG_TAIL_PROFILES,
                                              check_class_order,
                                              check_imbalance_ratio,
                                              class_sizes, long_tail_counts,
-                                             long_tail_indices)
+                                             long_tail_indices,
+                                             seeded_class_order)
 
 
 @DATASETS.register_module()
@@ -37,7 +38,12 @@ class LongTailDataset:
 
     By default rank ``i`` is class ``i``; ``class_order[i]`` names the class
     that takes rank ``i`` instead, e.g. a random permutation so that the
-    head is not the first classes.
+    head is not the first classes. ``class_order_seed=s`` draws that
+    permutation from ``s`` (:func:`~etf_plugin.functional.long_tail.
+    seeded_class_order`), so runs with different seeds put different classes
+    in the tail. The order in use, given or drawn, is in
+    ``metainfo['class_order']``; without either option rank ``i`` stays
+    class ``i`` and the metainfo has no ``class_order``.
 
     ``n_max`` is the count of the rank-0 class: an int, ``'largest'`` (the
     default: the size of the largest class in the wrapped dataset) or
@@ -84,6 +90,9 @@ class LongTailDataset:
             per class. Missing trailing entries mean 0. Defaults to None.
         class_order (Sequence[int], optional): Permutation of the class
             indices; ``class_order[i]`` takes rank ``i``. Defaults to None.
+        class_order_seed (int, optional): Seed of a random ``class_order``;
+            not with ``class_order``. Defaults to None (rank ``i`` is class
+            ``i``).
         n_max (int | str): Count of the rank-0 class, or ``'largest'`` /
             ``'smallest'`` (see above). Defaults to ``'largest'``.
         seed (int): Seed of the subsample. Defaults to 0.
@@ -103,6 +112,7 @@ class LongTailDataset:
                  profile: Optional[str] = None,
                  counts: Optional[Sequence[int]] = None,
                  class_order: Optional[Sequence[int]] = None,
+                 class_order_seed: Optional[int] = None,
                  n_max: Union[int, str] = 'largest',
                  seed: int = 0,
                  allow_empty: bool = False,
@@ -144,6 +154,14 @@ class LongTailDataset:
         if not (n_max in ('largest', 'smallest') or _is_int(n_max, 1)):
             raise ValueError(f"n_max must be a positive integer, 'largest' or "
                              f"'smallest', got {n_max!r}.")
+        if class_order_seed is not None:
+            if class_order is not None:
+                raise ValueError(
+                    'Got both class_order and class_order_seed; pass only '
+                    'one of them.')
+            if not _is_int(class_order_seed, minimum=0):
+                raise ValueError(f'class_order_seed must be an integer >= 0, '
+                                 f'got {class_order_seed!r}.')
         if counts is not None:
             counts = check_class_counts(counts, owner='LongTailDataset')
         self.imbalance_ratio = imbalance_ratio
@@ -152,6 +170,7 @@ class LongTailDataset:
         self.heldout_per_class = heldout_per_class
         self.counts = None if counts is None else [int(c) for c in counts]
         self.class_order = None if class_order is None else list(class_order)
+        self.class_order_seed = class_order_seed
         self.n_max = n_max
         self.seed = seed
         self.allow_empty = allow_empty
@@ -180,6 +199,12 @@ class LongTailDataset:
         num_classes = len(classes) if classes is not None else int(
             labels.max()) + 1
         available = class_sizes(labels, num_classes)
+        if self.class_order_seed is not None:
+            self.class_order = seeded_class_order(
+                num_classes, self.class_order_seed).tolist()
+        if self.class_order is not None:
+            self._metainfo['class_order'] = check_class_order(
+                self.class_order, num_classes).tolist()
         targets = self._target_counts(available)
         self._check_empty(np.minimum(targets, available), available)
 

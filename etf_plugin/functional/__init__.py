@@ -16,9 +16,11 @@ from .label_shift import (DEFAULT_SHIFT_RATIOS, long_tail_test_prior,
                           shift_name, shifted_accuracy)
 from .logit_adjustment import adjust_logits, log_prior
 from .long_tail import (check_class_counts, long_tail_counts,
-                        long_tail_indices, shot_groups)
+                        long_tail_indices, seeded_class_order,
+                        shot_groups)
 from .neural_collapse import NCAccumulator, neural_collapse_metrics
 from .per_class import per_class_statistics
+from .prototype_contrast import prototype_contrast_loss
 from .tau_normalization import tau_normalize
 
 __all__ = [
@@ -26,8 +28,9 @@ __all__ = [
     'dot_regression_loss', 'class_balanced_weights', 'hard_label_counts',
     'target_distribution', 'check_labels', 'check_class_counts',
     'log_prior', 'adjust_logits', 'tau_normalize', 'long_tail_counts',
-    'long_tail_indices', 'shot_groups', 'NCAccumulator',
+    'long_tail_indices', 'seeded_class_order', 'shot_groups', 'NCAccumulator',
     'neural_collapse_metrics', 'calibration_bin_sums', 'calibration_errors',
     'true_class_nll', 'DEFAULT_SHIFT_RATIOS', 'long_tail_test_prior',
-    'shift_name', 'shifted_accuracy', 'per_class_statistics'
+    'shift_name', 'shifted_accuracy', 'per_class_statistics',
+    'prototype_contrast_loss'
 ]

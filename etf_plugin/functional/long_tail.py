@@ -166,6 +166,25 @@ def check_class_order(class_order: Optional[Sequence[int]],
     return order
 
 
+def seeded_class_order(num_classes: int, seed: int) -> np.ndarray:
+    """A seeded permutation of the classes, for ``class_order``: which class
+    takes each profile rank (rank 0 the largest), so that the tail is not
+    always the same classes.
+
+    A pure function of ``(num_classes, seed)`` from a private generator, so
+    every process and every rerun gets the same order.
+
+    Args:
+        num_classes (int): Number of classes.
+        seed (int): Seed of the permutation.
+
+    Returns:
+        np.ndarray: ``class_order``, int64, shape ``(num_classes,)``.
+    """
+    return np.random.default_rng(seed).permutation(num_classes).astype(
+        np.int64)
+
+
 def long_tail_indices(labels: Sequence[int],
                       class_counts: Sequence[int],
                       seed: int = 0) -> np.ndarray:

@@ -314,3 +314,49 @@ def test_browse_tools_can_swap_the_pipeline():
     assert base.pipeline is pipeline and dataset.pipeline is pipeline
     dataset[0]
     assert pipeline.calls == 1
+
+
+def test_class_order_seed_none_is_the_unpermuted_subset():
+    # The default keeps today's subset: the identity order, nothing added to
+    # the metainfo, the same indices as an explicit class_order=None.
+    ds = FakeLabelDataset(cifar_labels(10, 60))
+    default = LongTailDataset(ds, imbalance_ratio=0.05, seed=4)
+    explicit = LongTailDataset(ds, imbalance_ratio=0.05, seed=4,
+                               class_order_seed=None)
+    identity = LongTailDataset(ds, imbalance_ratio=0.05, seed=4,
+                               class_order=list(range(10)))
+    assert default._ori_indices.tolist() == explicit._ori_indices.tolist()
+    assert default._ori_indices.tolist() == identity._ori_indices.tolist()
+    assert default.metainfo['class_counts'] == exp_reference(10, 60, 0.05)
+    assert 'class_order' not in default.metainfo
+    assert identity.metainfo['class_order'] == list(range(10))
+
+
+def test_class_order_seed_permutes_which_classes_are_the_tail():
+    ds = FakeLabelDataset(cifar_labels(10, 60))
+    by_rank = exp_reference(10, 60, 0.05)
+    orders = []
+    for class_order_seed in (0, 1):
+        lt = LongTailDataset(ds, imbalance_ratio=0.05, seed=4,
+                             class_order_seed=class_order_seed)
+        order = lt.metainfo['class_order']
+        assert sorted(order) == list(range(10))
+        counts = lt.metainfo['class_counts']
+        # Class order[i] takes rank i: the profile is only re-assigned.
+        assert [counts[c] for c in order] == by_rank
+        assert sorted(counts) == sorted(by_rank)
+        assert counts != by_rank
+        assert np.bincount(lt.get_gt_labels(), minlength=10).tolist() == \
+            counts
+        again = LongTailDataset(ds, imbalance_ratio=0.05, seed=4,
+                                class_order_seed=class_order_seed)
+        assert again._ori_indices.tolist() == lt._ori_indices.tolist()
+        orders.append(order)
+    assert orders[0] != orders[1]
+    # The held-out split follows the training subset's permuted order.
+    heldout = LongTailDataset(ds, imbalance_ratio=0.05, seed=4,
+                              class_order_seed=1, split='heldout',
+                              heldout_per_class=5)
+    assert not set(heldout._ori_indices) & set(lt._ori_indices)
+    with pytest.raises(ValueError, match='only one of them'):
+        LongTailDataset(ds, class_order=list(range(10)), class_order_seed=0)
