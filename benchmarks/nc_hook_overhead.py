@@ -16,7 +16,8 @@ changed only where a CPU run without ImageNet needs it:
 - batch ``--batch-size`` (default 16), ``num_workers=0``, no validation, no
   checkpoints;
 - two ``NeuralCollapseHook(interval=1)`` (their defaults: NC4 too, the
-  JSON record and the figure) measure after every epoch, in alternating
+  JSON record, the figure every ``plot_interval`` = 10 measurements)
+  measure after every epoch, in alternating
   order: the hook as shipped (one pass: the features of the statistics pass
   are kept for NC4) and the same hook with ``nc4_cache_mb=0``, which takes
   the second pass for NC4 as the hook did before it kept them ("two-pass").
@@ -25,7 +26,7 @@ Each epoch is timed from ``before_train_epoch`` to the first
 ``after_train_epoch`` hook, each measurement on its own, so the table gives,
 per epoch, the training time, both measurements (the one-pass one split
 into its feature pass and the rest: ``compute`` of the metrics, the JSON
-record and the figure), the share of the epoch each adds and the ratio
+record and, when drawn, the figure, also timed on its own), the share of the epoch each adds and the ratio
 one-pass / two-pass. The metrics of the two measurements of an epoch are
 compared (largest absolute difference; they must agree to 1e-6).
 Memory: the accumulator's float64 state (``counts, sums, S, sq norms``:
@@ -339,6 +340,17 @@ def main():
         return metrics
 
     NeuralCollapseHook.measure = timed_measure
+    draws = []  # seconds of each figure the hooks drew
+    original_draw = NeuralCollapseHook._draw
+
+    def timed_draw(*a, **kw):
+        start = time.perf_counter()
+        try:
+            return original_draw(*a, **kw)
+        finally:
+            draws.append(time.perf_counter() - start)
+
+    NeuralCollapseHook._draw = timed_draw
 
     with tempfile.TemporaryDirectory() as work_dir:
         cfg = build_cfg(args, work_dir)
@@ -386,8 +398,13 @@ def main():
           f'{med[1] / 10:.1%}')
     rest = statistics.median(m[0] - m[1] for m in one)
     print(f'  per measurement independent of N: {rest:.2f} s (compute, '
-          f'record, figure); passes over the data: one-pass '
+          f'record, figure when drawn); passes over the data: one-pass '
           f'{one_hook.last_passes}')
+    print(f'  figure: {len(draws)} drawn by the two hooks in '
+          f'{args.epochs + 1} measurements each, median '
+          f'{statistics.median(draws):.2f} s per figure (a hook draws at '
+          f'its first measurement, every plot_interval='
+          f'{one_hook.plot_interval} after it and after training)')
     acc = accumulators[-1]
     state = sum(t.numel() * t.element_size() for t in acc.statistics())
     k, d = acc.num_classes, acc.dim

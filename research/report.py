@@ -20,8 +20,9 @@ from etf_plugin.functional.long_tail import shot_groups
 from . import stats
 from .pages import fill, template, write
 from .study import (EVAL_SEEDS, FEW_THR, HELDOUT_PER_CLASS, LA_FAMILY,
-                    LA_TUNING_SEEDS, MANY_THR, METHODS, RECIPE_CANDIDATES,
-                    REPO, TUNING_RATIO, TUNING_SEEDS, VAL_INTERVAL,
+                    LA_TUNING_SEEDS, MANY_THR, METHODS, PERM_METHODS,
+                    PERM_RATIO, RECIPE_CANDIDATES, REPO, TUNING_RATIO,
+                    TUNING_SEEDS, VAL_INTERVAL,
                     choose_knobs, is_stale, load_rows, nc_groups,
                     select_recipe)
 from .ufm_report import (_load, load_ufm, race_summary, render_ufm,
@@ -62,6 +63,28 @@ LA_CONTROLS = (
     ('etf_la', 'la_default', 'the recipe against the shipped '
      '`configs/resnet32_digitslt_la.py` (τ = 1, not tuned)'),
 )
+# Where the prototype-contrast loss lands (issue 24.6).
+PC_CONTROLS = (
+    ('etf_pc', 'etf_dr_cb', 'the loss under the same fixed ETF: '
+     'prototype contrast against class-balanced DR (the main job)'),
+    ('etf_pc', 'cosine_pc', 'fixing the prototypes (same neck, loss)'),
+    ('cosine_pc', 'ce', 'learnable normalised prototypes + prototype '
+     'contrast against learnable linear + CE'),
+    ('etf_pc', 'ce', 'fixed ETF + prototype contrast against learnable '
+     'linear + CE'),
+    ('cosine_pc', 'cosine_la', 'the loss on the same learnable cosine '
+     'head: prototype contrast against logit-adjusted CE'),
+    ('etf_pc', 'etf_la', 'the loss under the same fixed ETF: prototype '
+     'contrast against logit-adjusted CE (the recipe)'),
+)
+# The comparisons repeated with a class order drawn from each seed (issue
+# 24.5).
+PERM_CONTROLS = LA_CONTROLS[:3] + (
+    ('la', 'ce', 'logit adjustment on the learnable linear head'),
+    ('etf_dr_cb', 'ce', 'fixed ETF + class-balanced DR against CE'),
+    ('etf_la', 'etf_dr_cb', 'logit-adjusted CE against class-balanced DR, '
+     'both on the fixed ETF'),
+)
 GROUP_WORDS = (('top1', 'top-1'), ('many', 'many-shot'), ('few', 'few-shot'))
 # The arms whose configs are in the model zoo (configs/etf/README.md) or
 # are the LA baselines and control it is compared with.
@@ -82,16 +105,20 @@ class DigitsStudy:
 
     Args:
         rows (list[dict]): Rows of the per-run file.
+        phase (str): The evaluation runs to read: ``'eval'`` (the natural
+            class order) or ``'perm'`` (class orders drawn from the seeds,
+            so each seed has its own shot groups). Defaults to ``'eval'``.
     """
 
-    def __init__(self, rows: List[dict]):
+    def __init__(self, rows: List[dict], phase: str = 'eval'):
         self.rows = rows
+        self.phase = phase
         self.chosen = choose_knobs(rows)
         self.recipe = select_recipe(rows)
         latest = {}
         for row in rows:
             latest[row['id']] = row
-        evals = [r for r in latest.values() if r['phase'] == 'eval']
+        evals = [r for r in latest.values() if r['phase'] == phase]
         current = {(r['method'], r['ratio']) for r in evals
                    if not is_stale(r)}
         self.eval_rows = [r for r in evals if not is_stale(r)
@@ -159,12 +186,25 @@ class DigitsStudy:
         seeds = sorted(set(runs_a) & set(runs_b))
         if not seeds:
             return None
-        classes = None
+        classes = class_mask = None
         if metric in ('many', 'medium', 'few'):
-            classes = shot_groups(self.counts(ratio), MANY_THR,
-                                  FEW_THR)[metric].tolist()
-            if not classes:
-                return None
+            counts = [runs_a[s]['class_counts'] for s in seeds]
+            if any(runs_b[s]['class_counts'] != c
+                   for s, c in zip(seeds, counts)):
+                raise ValueError(f'{a} and {b} at ratio {ratio:g} have '
+                                 f'other training sets at the same seed.')
+            if all(c == counts[0] for c in counts):
+                classes = shot_groups(counts[0], MANY_THR,
+                                      FEW_THR)[metric].tolist()
+                if not classes:
+                    return None
+            else:  # each seed its own shot groups (permuted class orders)
+                class_mask = np.zeros((len(seeds), len(counts[0])), bool)
+                for i, c in enumerate(counts):
+                    class_mask[i, shot_groups(c, MANY_THR,
+                                              FEW_THR)[metric]] = True
+                if not class_mask.any(axis=1).all():
+                    return None
         gt = stats.decode_labels(runs_a[seeds[0]]['test']['gt'])
         pred_a = np.stack([stats.decode_labels(runs_a[s]['test']['pred'])
                            for s in seeds])
@@ -174,7 +214,8 @@ class DigitsStudy:
         values_b = np.array([runs_b[s]['test'][metric] for s in seeds])
         return dict(
             images=stats.paired_bootstrap_images(
-                pred_a, pred_b, gt, classes, n_boot=N_BOOT),
+                pred_a, pred_b, gt, classes, n_boot=N_BOOT,
+                class_mask=class_mask),
             seeds=stats.paired_bootstrap(values_a, values_b, n_boot=N_BOOT),
             seeds_list=seeds)
 
@@ -394,9 +435,31 @@ def goal_block(study: DigitsStudy) -> str:
         f'): {"keeps" if keeps else "does not keep"} the simplex angle.')
     reached = (results['top1']['images']['lo'] > 0
                and results['few']['images']['lo'] > 0 and keeps)
+    permuted = DigitsStudy(study.rows, phase='perm')
+    moved = {m: permuted.compare(recipe, 'la', ratio, m)
+             for m in ('top1', 'few')}
+    verdict = 'reached' if reached else 'not reached'
+    if moved['top1'] is not None and moved['few'] is not None:
+        holds = all(ci['images']['lo'] > 0 for ci in moved.values())
+        lines.append(
+            f'- with the tail digits drawn from each seed (permuted class '
+            f'orders, {moved["top1"]["images"]["n"]} seeds; see "Which '
+            f'digits form the tail"): top-1 '
+            f'{stats.format_ci(moved["top1"]["images"])}, few-shot '
+            f'{stats.format_ci(moved["few"]["images"])} points: '
+            f'{stats.verdict(moved["top1"]["images"])} / '
+            f'{stats.verdict(moved["few"]["images"])}; the goal\'s '
+            f'accuracy condition {"holds" if holds else "does not hold"} '
+            f'there, so the verdict above '
+            f'{"does not depend" if holds else "depends"} on which digits '
+            f'are rare.')
+        if reached and not holds:
+            verdict = (f'reached with the natural order\'s few-shot '
+                       f'digits ({", ".join(map(str, study.few_classes(ratio)))}'
+                       f'), not with the tail drawn from each seed')
     if default is not None:
         caveat = _default_caveat(study, reached, default_verdicts)
-    head = (f'**Goal {"reached" if reached else "not reached"}.** The ETF '
+    head = (f'**Goal {verdict}.** The ETF '
             f'recipe chosen on held-out data, `{recipe}` ({_label(recipe)}'
             f'{_knob_note(study, recipe)}), against learnable linear + '
             f'logit-adjusted CE{_knob_note(study, "la")}'
@@ -505,12 +568,16 @@ def stale_block(study: DigitsStudy) -> str:
         f'--methods METHOD ...` (the runner skips only current rows).')
 
 
-def la_controls_table(study: DigitsStudy) -> str:
+def la_controls_table(study: DigitsStudy,
+                      comparisons: Sequence[tuple] = LA_CONTROLS,
+                      ratios: Optional[Sequence[float]] = None) -> str:
+    """Paired top-1, many- and few-shot differences of ``comparisons``
+    (``(a, b, what differs)``) at every ratio (or at ``ratios``)."""
     lines = ['| comparison | what differs | ratio | n | Δ top-1 | Δ many | '
              'Δ few | verdict (top-1 / many / few) |',
              '|---|---|---|---|---|---|---|---|']
-    for a, b, what in LA_CONTROLS:
-        for ratio in study.ratios():
+    for a, b, what in comparisons:
+        for ratio in (study.ratios() if ratios is None else ratios):
             cis = {m: study.compare(a, b, ratio, m) for m, _ in GROUP_WORDS}
             if cis['top1'] is None:
                 continue
@@ -524,8 +591,32 @@ def la_controls_table(study: DigitsStudy) -> str:
                 ' | '.join(_ci_cell(ci) for ci in cis.values()) +
                 f' | {verdicts} |')
     if len(lines) == 2:
-        return '(no paired runs of the logit-adjusted arms yet)'
+        return '(no paired runs of these arms yet)'
     return '\n'.join(lines)
+
+
+def prototype_contrast_block(study: DigitsStudy) -> str:
+    """Where the prototype-contrast arms land (issue 24.6), at the tuning
+    ratio: their accuracy and their paired differences."""
+    ratio = TUNING_RATIO
+    arms = [m for m in ('cosine_pc', 'etf_pc') if study.runs(m, ratio)]
+    if not arms:
+        return ('(no evaluation runs of `cosine_pc` / `etf_pc` yet: '
+                '`python tools/analysis/digits_study.py run --methods '
+                'cosine_pc etf_pc` adds them)')
+    lines = ['| arm | n | top-1 | many | medium | few |',
+             '|---|---|---|---|---|---|']
+    for method in ('ce', 'etf_dr_cb', 'la', 'etf_la') + tuple(arms):
+        runs = study.runs(method, ratio)
+        if runs:
+            lines.append(
+                f'| `{method}`{_knob_note(study, method)}'
+                f'{_mark(study, method, ratio)} | {len(runs)} | ' +
+                ' | '.join(_mean_sd(study.values(method, ratio, g))
+                           for g in ('top1', 'many', 'medium', 'few')) +
+                ' |')
+    return '\n'.join(lines) + '\n\n' + la_controls_table(
+        study, PC_CONTROLS, [ratio])
 
 
 def _ci_words(ci: Optional[dict]) -> str:
@@ -564,6 +655,15 @@ def fixed_geometry_block(study: DigitsStudy) -> str:
         text += (f' {" and ".join(f"`{m}`" for m in edge)} chose τ at the '
                  f'edge of the grid: a value beyond it, not tried, may move '
                  f'the comparison.')
+    permuted = DigitsStudy(study.rows, phase='perm')
+    moved = {m: permuted.compare('etf_la', 'cosine_la', ratio, m)
+             for m in ('top1', 'few')}
+    if moved['top1'] is not None:
+        text += (f' With the tail digits drawn from each seed (the '
+                 f'permuted class orders below, '
+                 f'{moved["top1"]["images"]["n"]} seeds): top-1 '
+                 f'{_ci_words(moved["top1"])}, few-shot '
+                 f'{_ci_words(moved["few"])}.')
     if helps:
         return (f'**The fixed geometry helps.** {text} Both intervals of '
                 f'the fixed-versus-learnable comparison exclude zero in '
@@ -574,6 +674,71 @@ def fixed_geometry_block(study: DigitsStudy) -> str:
             f'over logit adjustment cannot be credited to fixing the '
             f'classifier: within these intervals the same normalised, '
             f'bounded-logit head with learnable rows does as well.')
+
+
+def class_order_block(study: DigitsStudy, rows: List[dict]) -> str:
+    """The ratio-0.01 comparisons again with the classes from head to tail
+    drawn from each seed (the study's ``'perm'`` runs), beside the natural
+    order's (digit 9 always the rarest) at the same seeds."""
+    ratio = PERM_RATIO
+    permuted = DigitsStudy(rows, phase='perm')
+    arms = [m for m in PERM_METHODS if permuted.runs(m, ratio)]
+    if not arms:
+        return ('(no runs with permuted class orders yet: `python '
+                'tools/analysis/digits_study.py run` adds them)')
+    tails = {}
+    for method in arms:
+        for seed, row in permuted.runs(method, ratio).items():
+            tails[seed] = shot_groups(row['class_counts'], MANY_THR,
+                                      FEW_THR)['few'].tolist()
+    lines = [
+        f'Few-shot digits per seed: ' + '; '.join(
+            f'seed {seed}: {", ".join(map(str, tail))}'
+            for seed, tail in sorted(tails.items())) +
+        ' (natural order: ' + ', '.join(
+            map(str, study.few_classes(ratio))) + ' at every seed).', '',
+        '| arm | n | top-1 | many | medium | few | top-1, natural order |',
+        '|---|---|---|---|---|---|---|']
+    for method in arms:
+        lines.append(
+            f'| `{method}`{_knob_note(study, method)} | '
+            f'{len(permuted.runs(method, ratio))} | ' +
+            ' | '.join(_mean_sd(permuted.values(method, ratio, g))
+                       for g in ('top1', 'many', 'medium', 'few')) +
+            f' | {_mean_sd(study.values(method, ratio, "top1"))} |')
+    lines += ['', '| comparison | what differs | n | Δ top-1 | Δ many | '
+              'Δ few | verdict (top-1 / many / few) | natural order: Δ '
+              'top-1, Δ few |', '|---|---|---|---|---|---|---|---|']
+    agreement = {'both': [], 'natural': [], 'permuted': [], 'neither': []}
+    for a, b, what in PERM_CONTROLS:
+        cis = {m: permuted.compare(a, b, ratio, m) for m, _ in GROUP_WORDS}
+        if cis['top1'] is None:
+            continue
+        natural_top1 = study.compare(a, b, ratio, 'top1')
+        resolved = (stats.verdict(cis['top1']['images']) != 'not resolved',
+                    natural_top1 is not None and stats.verdict(
+                        natural_top1['images']) != 'not resolved')
+        agreement[{(True, True): 'both', (False, True): 'natural',
+                   (True, False): 'permuted',
+                   (False, False): 'neither'}[resolved]].append(
+                       f'`{a}` − `{b}`')
+        verdicts = ' / '.join(
+            stats.verdict(ci['images']) if ci is not None else '–'
+            for ci in cis.values())
+        natural = ', '.join(_ci_cell(study.compare(a, b, ratio, m))
+                            for m in ('top1', 'few'))
+        lines.append(
+            f'| `{a}` − `{b}` | {what} | {cis["top1"]["images"]["n"]} | ' +
+            ' | '.join(_ci_cell(ci) for ci in cis.values()) +
+            f' | {verdicts} | {natural} |')
+    words = {'both': 'resolved at both orders',
+             'natural': 'resolved at the natural order only',
+             'permuted': 'resolved at the permuted orders only',
+             'neither': 'resolved at neither'}
+    lines += ['', 'Top-1: ' + '; '.join(
+        f'{words[k]}: {", ".join(v)}' for k, v in agreement.items() if v) +
+        '.']
+    return '\n'.join(lines)
 
 
 def many_shot_block(study: DigitsStudy) -> str:
@@ -1075,6 +1240,8 @@ def render_digits(data_dir: str, docs_dir: str,
         stale=stale_block(study),
         la_controls=la_controls_table(study),
         fixed_geometry=fixed_geometry_block(study),
+        class_order=class_order_block(study, study.rows),
+        prototype_contrast=prototype_contrast_block(study),
         many_shot=many_shot_block(study),
         zoo=zoo_block(study),
         la_tuning_seeds=', '.join(map(str, LA_TUNING_SEEDS)),

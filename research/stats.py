@@ -123,7 +123,9 @@ def paired_bootstrap_images(pred_a: np.ndarray,
                             classes: Optional[Sequence[int]] = None,
                             n_boot: int = 10000,
                             level: float = 0.95,
-                            seed: int = 0) -> Dict[str, float]:
+                            seed: int = 0,
+                            class_mask: Optional[np.ndarray] = None
+                            ) -> Dict[str, float]:
     """Mean paired difference of (group) accuracy, resampling seeds and
     test images.
 
@@ -143,6 +145,9 @@ def paired_bootstrap_images(pred_a: np.ndarray,
         n_boot (int): Resamples. Defaults to 10000.
         level (float): Coverage. Defaults to 0.95.
         seed (int): Seed of the resampling. Defaults to 0.
+        class_mask (np.ndarray, optional): ``(S, K)`` booleans, the classes
+            of the group *per seed*, when the group differs between seeds
+            (runs with permuted class orders); not with ``classes``.
 
     Returns:
         dict: As :func:`paired_bootstrap` (``wins``, ``losses`` and ``sd``
@@ -155,29 +160,46 @@ def paired_bootstrap_images(pred_a: np.ndarray,
         raise ValueError(f'Need (S, M) predictions of both methods and (M,) '
                          f'labels, got {pred_a.shape}, {pred_b.shape} and '
                          f'{gt.shape}.')
-    if classes is None:
-        classes = np.unique(gt)
+    num_seeds = len(pred_a)
+    if class_mask is None:
+        classes = np.unique(gt) if classes is None else np.asarray(classes)
+        member = np.ones((num_seeds, len(classes)))
+    elif classes is not None:
+        raise ValueError('Give the group as classes (the same for every '
+                         'seed) or as class_mask (per seed), not both.')
+    else:
+        class_mask = np.asarray(class_mask, dtype=bool)
+        if class_mask.ndim != 2 or len(class_mask) != num_seeds:
+            raise ValueError(f'class_mask must be (S, K) booleans with S = '
+                             f'{num_seeds} seeds, got shape '
+                             f'{class_mask.shape}.')
+        classes = np.flatnonzero(class_mask.any(axis=0))
+        member = class_mask[:, classes].astype(np.float64)
+    sizes = member.sum(axis=1)
+    if (sizes == 0).any():
+        raise ValueError(f'The group has no class at seeds (rows) '
+                         f'{np.flatnonzero(sizes == 0).tolist()}.')
     hits_a = pred_a == gt
     hits_b = pred_b == gt
     rng = np.random.default_rng(seed)
-    num_seeds = len(pred_a)
     seed_draws = rng.integers(0, num_seeds, size=(n_boot, num_seeds))
-    # (n_boot, S) per-class accuracy differences, summed over the classes.
+    # (n_boot, S) per-class accuracy differences, summed over each seed's
+    # classes (member is 0/1: a sum over a fixed group is unchanged).
     total = np.zeros((n_boot, num_seeds))
     observed = np.zeros(num_seeds)
-    for c in classes:
+    for j, c in enumerate(classes):
         images = np.flatnonzero(gt == c)
         if len(images) == 0:
             raise ValueError(f'Class {c} has no test image.')
         diff = (hits_a[:, images].astype(np.float64) -
                 hits_b[:, images])  # (S, M_c)
-        observed += diff.mean(axis=1)
+        observed += member[:, j] * diff.mean(axis=1)
         # Per resample: mean over the drawn images of the class, per seed.
         draws = rng.integers(0, len(images), size=(n_boot, len(images)))
-        total += diff[:, draws].mean(axis=2).T  # (n_boot, S)
-    per_seed = 100.0 * total / len(classes)
+        total += diff[:, draws].mean(axis=2).T * member[:, j]
+    per_seed = 100.0 * total / sizes
     means = np.take_along_axis(per_seed, seed_draws, axis=1).mean(axis=1)
-    return _summary(100.0 * observed / len(classes), means, level)
+    return _summary(100.0 * observed / sizes, means, level)
 
 
 def _summary(diff: np.ndarray, means: np.ndarray,

@@ -21,6 +21,12 @@ Knobs are never chosen on the test split:
 - which ETF method is *the* ETF recipe is chosen the same way as a training
   knob, among :data:`RECIPE_CANDIDATES` (:func:`select_recipe`).
 
+Evaluation runs (phase ``'eval'``) keep the natural class order (digit 0
+the largest class, digit 9 the smallest); the arms of :data:`PERM_METHODS`
+are also run with a class order drawn from the run seed (phase ``'perm'``,
+the order in the row's ``class_order``), with the knobs chosen at the
+natural order.
+
 Each run's results are one JSON line (:func:`run_task`): test and held-out
 predictions per image (so every accuracy and every confidence interval is
 recomputed from them, see :mod:`research.stats`), the test
@@ -62,6 +68,13 @@ TUNING_SEEDS = (100, 101, 102)
 LA_TUNING_SEEDS = (100, 101, 102, 103, 104)
 TUNING_RATIO = 0.01
 HELDOUT_PER_CLASS = 20
+# Which digits form the tail (issue 24.5): the phase 'perm' runs these arms
+# at ratio PERM_RATIO with a class order drawn from the run seed
+# (LongTailDataset(class_order_seed=seed)), at the evaluation seeds and the
+# knobs chosen at the natural order, so that no conclusion rests on one
+# assignment of digits to shot groups.
+PERM_METHODS = ('ce', 'la', 'cosine_la', 'etf_la', 'etf_dr_cb')
+PERM_RATIO = 0.01
 VAL_INTERVAL = 10
 # LongTailAccuracy's groups in the digits configs: many > 50, few < 10.
 MANY_THR, FEW_THR = 50, 10
@@ -224,7 +237,9 @@ def is_stale(row: dict) -> bool:
 @dataclasses.dataclass(frozen=True)
 class Task:
     """One run: a method at a ratio and seed, with fixed knob values."""
-    phase: str  # 'tune' or 'eval'
+    # 'tune', 'eval', or 'perm' (an evaluation run whose class order, the
+    # classes from head to tail, is drawn from the seed)
+    phase: str
     method: str
     ratio: float
     seed: int
@@ -254,13 +269,17 @@ def nc_groups(class_counts: Sequence[int]) -> float:
     return (ordered[half - 1] + ordered[half]) / 2
 
 
-def training_counts(cfg) -> List[int]:
-    """The class counts of ``cfg``'s training set (labels only)."""
+def training_counts(cfg) -> Tuple[List[int], Optional[List[int]]]:
+    """The class counts of ``cfg``'s training set (labels only), and its
+    class order (the classes from the largest to the smallest profile rank;
+    None for the natural order)."""
     from mmpretrain.registry import DATASETS
 
     from etf_plugin.datasets import training_class_counts
     dataset = DATASETS.build(copy.deepcopy(cfg.train_dataloader.dataset))
-    return training_class_counts(dataset).tolist()
+    order = dataset.metainfo.get('class_order')
+    return (training_class_counts(dataset).tolist(),
+            None if order is None else [int(c) for c in order])
 
 
 def _head_takes_seed(head_type: str) -> bool:
@@ -297,8 +316,8 @@ def _build_config(method: Method,
                   work_dir: str,
                   load_from: Optional[str] = None,
                   max_epochs: Optional[int] = None):
-    """:func:`build_config` and the class counts of the run's training set
-    (the dataset built once)."""
+    """:func:`build_config`, and the class counts and class order of the
+    run's training set (the dataset built once)."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
@@ -330,10 +349,12 @@ def _build_config(method: Method,
         options[f'{loader}.persistent_workers'] = False
     if load_from is not None:
         options['load_from'] = load_from
+    if task.phase == 'perm':
+        options['train_dataloader.dataset.class_order_seed'] = seed
     cfg.merge_from_dict(options)
     if _head_takes_seed(cfg.model.head.type):
         cfg.model.head.seed = seed  # the ETF's rotation follows the run
-    counts = training_counts(cfg)
+    counts, order = training_counts(cfg)
     threshold = nc_groups(counts)
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
         dict(type='NeuralCollapseHook',
@@ -348,7 +369,7 @@ def _build_config(method: Method,
     cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
     cfg.test_dataloader.dataset = heldout_dataset_cfg(
         cfg.train_dataloader.dataset, HELDOUT_PER_CLASS, test_pipeline)
-    return cfg, counts
+    return cfg, counts, order
 
 
 class _Predictions(BaseMetric):
@@ -427,12 +448,14 @@ def run_task(task: Task,
                                     f'first ({pointer} is missing).')
         with open(pointer) as f:
             load_from = f.read().strip()
-    cfg, counts = _build_config(method, task, work_dir, load_from,
-                                max_epochs)
+    cfg, counts, order = _build_config(method, task, work_dir, load_from,
+                                       max_epochs)
     row = dict(id=task.id, phase=task.phase, method=task.method,
                ratio=task.ratio, seed=task.seed, knobs=dict(task.knobs),
                config=method.config, max_epochs=cfg.train_cfg.max_epochs,
                class_counts=counts, init=INIT_MARK)
+    if order is not None:
+        row['class_order'] = order
     if method.test_only:
         row.update(_test_only(method, cfg, counts))
     else:
@@ -607,7 +630,11 @@ def eval_tasks(rows: Iterable[dict],
                seeds: Optional[Dict[float, Sequence[int]]] = None
                ) -> Tuple[List[Task], List[str]]:
     """The evaluation runs that can be defined now, and the methods still
-    waiting for their tuning."""
+    waiting for their tuning.
+
+    With seeds at :data:`PERM_RATIO`, the arms of :data:`PERM_METHODS` (and
+    their parents) also get a ``'perm'`` run per seed there: the same run
+    with a class order drawn from the seed."""
     seeds = EVAL_SEEDS if seeds is None else seeds
     chosen = choose_knobs(rows)
     tasks, waiting = [], []
@@ -622,7 +649,16 @@ def eval_tasks(rows: Iterable[dict],
         for ratio, ratio_seeds in seeds.items():
             for seed in ratio_seeds:
                 tasks.append(Task('eval', name, ratio, seed, knobs))
+                if ratio == PERM_RATIO and _permuted(name):
+                    tasks.append(Task('perm', name, ratio, seed, knobs))
     return tasks, waiting
+
+
+def _permuted(name: str) -> bool:
+    """Whether ``name`` runs with permuted class orders too (an arm of
+    :data:`PERM_METHODS`, or the parent of one)."""
+    return name in PERM_METHODS or any(
+        METHODS[m].parent == name for m in PERM_METHODS)
 
 
 def load_rows(path: str) -> List[dict]:
@@ -826,7 +862,8 @@ def rerun(row: dict, work_root: str) -> Tuple[dict, List[str]]:
 __all__ = [
     'METHODS', 'Method', 'Knob', 'Task', 'RECIPE_CANDIDATES',
     'EVAL_SEEDS', 'TUNING_SEEDS', 'LA_TUNING_SEEDS', 'LA_FAMILY',
-    'TUNING_RATIO', 'HELDOUT_PER_CLASS', 'INIT_MARK', 'is_stale',
+    'TUNING_RATIO', 'HELDOUT_PER_CLASS', 'INIT_MARK', 'PERM_METHODS',
+    'PERM_RATIO', 'is_stale',
     'build_config', 'run_task', 'run_study', 'rerun', 'choose_knobs',
     'select_recipe', 'eval_tasks', 'tuning_tasks', 'load_rows', 'append_row',
     'decode_labels', 'nc_groups'

@@ -378,3 +378,33 @@ def test_one_pass_equals_two_passes(tmp_path):
         if isinstance(value, float):
             assert abs(one[key] - value) <= 1e-6, key
             assert abs(results['over_budget'][key] - value) <= 1e-6, key
+
+
+def test_figure_is_drawn_every_plot_interval_and_at_the_end(tmp_path,
+                                                            monkeypatch):
+    """Drawing costs about a second whatever the data size: the first
+    measurement, every plot_interval-th after it and the last are drawn;
+    every measurement is still recorded."""
+    drawn = []
+    draw = NeuralCollapseHook._draw
+
+    def spy(self, runner, step, records=None):
+        drawn.append((step, records is None))
+        draw(self, runner, step, records)
+
+    monkeypatch.setattr(NeuralCollapseHook, '_draw', spy)
+    runner = Runner.from_cfg(
+        make_cfg(str(tmp_path), ETF_HEAD, max_epochs=4, max_samples=60,
+                 nc4=False, plot_interval=2))
+    runner.train()
+    records = [json.loads(line) for line in
+               (tmp_path / 'nc_metrics.json').read_text().split('\n')
+               if line]
+    assert [r['epoch'] for r in records] == [1, 2, 3, 4]
+    # epoch 4, not drawn at its measurement, is drawn after training from
+    # the saved records
+    assert drawn == [(1, False), (3, False), (4, True)]
+    with open(tmp_path / 'nc_curves.png', 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    with pytest.raises(ValueError, match='plot_interval'):
+        NeuralCollapseHook(plot_interval=0)

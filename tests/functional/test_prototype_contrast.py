@@ -71,3 +71,22 @@ def test_gradcheck():
     labels = torch.tensor([0, 1, 0, 2, 1])
     assert torch.autograd.gradcheck(
         lambda c: prototype_contrast_loss(c, labels, 0.3), (cosines, ))
+
+
+def test_a_per_class_offset_leaves_the_loss_unchanged():
+    """Why the study's PC arms have no training-time logit adjustment: a
+    sample's ratio uses one prototype's column only, so adding
+    ``tau * log(prior_k)`` (any per-class offset) to column k changes no
+    loss. A per-sample offset would."""
+    torch.manual_seed(0)
+    cosines = torch.randn(12, 5).tanh()
+    labels = torch.tensor([0, 1, 2, 3, 4, 0, 1, 2, 0, 0, 1, 3])
+    tau = 0.3
+    offset = torch.randn(5)
+    torch.testing.assert_close(
+        prototype_contrast_loss(cosines + tau * offset, labels, tau),
+        prototype_contrast_loss(cosines, labels, tau))
+    per_sample = torch.randn(12, 1)
+    assert not torch.allclose(
+        prototype_contrast_loss(cosines + per_sample, labels, tau),
+        prototype_contrast_loss(cosines, labels, tau))

@@ -83,3 +83,31 @@ def test_image_bootstrap_is_wider_and_centred_on_the_paired_mean():
     per_class = [100 * ((a == gt)[:, gt == c].mean(1) -
                         (b == gt)[:, gt == c].mean(1)) for c in (7, 8, 9)]
     assert few['mean'] == pytest.approx(np.mean(per_class))
+
+
+def test_image_bootstrap_with_a_group_per_seed():
+    rng = np.random.default_rng(2)
+    gt = np.repeat(np.arange(10), 20)
+    a = np.where(rng.random((4, 200)) < 0.85, gt, (gt + 1) % 10)
+    b = np.where(rng.random((4, 200)) < 0.80, gt, (gt + 1) % 10)
+    # one group for every seed: the same numbers, bit for bit
+    mask = np.zeros((4, 10), bool)
+    mask[:, [7, 8, 9]] = True
+    assert paired_bootstrap_images(a, b, gt, class_mask=mask, n_boot=500) \
+        == paired_bootstrap_images(a, b, gt, classes=[7, 8, 9], n_boot=500)
+    # each seed its own group: each seed's mean over its own classes
+    mask = np.zeros((4, 10), bool)
+    for s, group in enumerate(([0, 1], [2], [3, 4, 5], [9])):
+        mask[s, group] = True
+    result = paired_bootstrap_images(a, b, gt, class_mask=mask, n_boot=500)
+    hits = (a == gt).astype(float) - (b == gt)
+    per_seed = [100 * np.mean([hits[s, gt == c].mean()
+                               for c in np.flatnonzero(mask[s])])
+                for s in range(4)]
+    assert result['mean'] == pytest.approx(np.mean(per_seed))
+    assert result['n'] == 4
+    with pytest.raises(ValueError, match='not both'):
+        paired_bootstrap_images(a, b, gt, classes=[1], class_mask=mask)
+    mask[2] = False
+    with pytest.raises(ValueError, match='no class'):
+        paired_bootstrap_images(a, b, gt, class_mask=mask)

@@ -14,7 +14,7 @@ from mmengine.config import Config
 from helpers import run_tool
 from research import study
 from research.pages import fill
-from research.report import DigitsStudy, first_epoch
+from research.report import DigitsStudy, class_order_block, first_epoch
 
 REPO = study.REPO
 
@@ -191,7 +191,8 @@ rows = study.run_study(out, root, **kwargs)
 again = study.run_study(out, root, **kwargs)
 by_id = {r['id']: r for r in rows}
 different = {i: study.rerun(by_id[i], root)[1]
-             for i in ('eval/etf_dr_cb/r0.01/s1', 'eval/posthoc_la/r0.01/s0')}
+             for i in ('eval/etf_dr_cb/r0.01/s1', 'eval/posthoc_la/r0.01/s0',
+                       'perm/etf_dr_cb/r0.01/s1')}
 print('RESULT ' + json.dumps(dict(rows=len(rows), again=len(again),
                                   different=different)))
 """
@@ -199,10 +200,11 @@ print('RESULT ' + json.dumps(dict(rows=len(rows), again=len(again),
 
 @pytest.mark.slow
 def test_study_end_to_end_resumes_reruns_exactly_and_renders(tmp_path):
-    """A one-epoch study of CE, its post-hoc adjustment and ETF + DR-CB:
-    rows are appended, a second invocation runs nothing, a rerun of a row
-    in a process of its own reproduces it field by field, and the report
-    renders from the file."""
+    """A one-epoch study of CE, its post-hoc adjustment and ETF + DR-CB
+    (CE and ETF + DR-CB also with permuted class orders): rows are
+    appended, a second invocation runs nothing, a rerun of a row in a
+    process of its own reproduces it field by field, and the report renders
+    from the file."""
     out = str(tmp_path / 'digits_lt_runs.jsonl')
     root = str(tmp_path / 'work')
     methods = ['ce', 'posthoc_la', 'tau_norm', 'etf_dr_cb']
@@ -211,8 +213,10 @@ def test_study_end_to_end_resumes_reruns_exactly_and_renders(tmp_path):
     result = json.loads(log.split('RESULT ', 1)[1].splitlines()[0])
     rows = study.load_rows(out)
     ids = sorted(r['id'] for r in rows)
-    assert ids == sorted(f'eval/{m}/r0.01/s{s}' for m in methods
-                         for s in (0, 1)), log[-3000:]
+    assert ids == sorted([f'eval/{m}/r0.01/s{s}' for m in methods
+                          for s in (0, 1)] +
+                         [f'perm/{m}/r0.01/s{s}' for m in ('ce', 'etf_dr_cb')
+                          for s in (0, 1)]), log[-3000:]
     assert result['rows'] == result['again'] == len(rows)  # nothing rerun
     by_id = {r['id']: r for r in rows}
     etf = by_id['eval/etf_dr_cb/r0.01/s1']
@@ -228,13 +232,29 @@ def test_study_end_to_end_resumes_reruns_exactly_and_renders(tmp_path):
     assert posthoc['knobs'] == {'model.head.posthoc_tau': best['value']}
     # the forked run and a fresh in-process rerun agree exactly
     assert result['different'] == {
-        'eval/etf_dr_cb/r0.01/s1': [], 'eval/posthoc_la/r0.01/s0': []}
+        'eval/etf_dr_cb/r0.01/s1': [], 'eval/posthoc_la/r0.01/s0': [],
+        'perm/etf_dr_cb/r0.01/s1': []}
+    # a permuted run: its own order, recorded, and its counts follow it
+    permuted = by_id['perm/etf_dr_cb/r0.01/s1']
+    assert permuted['class_order'] == np.random.default_rng(1).permutation(
+        10).tolist()
+    assert 'class_order' not in etf
+    # rank i >= 1 has the natural order's count of rank i (rank 0 takes
+    # what its class has, up to the largest class's size)
+    assert [permuted['class_counts'][c] for c in permuted['class_order']
+            ][1:] == etf['class_counts'][1:]
+    assert int(np.argmax(permuted['class_counts'])) == \
+        permuted['class_order'][0]
+    assert permuted['test']['pred'] != etf['test']['pred']
     # the seeds differ in everything random
     assert etf['test']['pred'] != by_id['eval/etf_dr_cb/r0.01/s0']['test'][
         'pred']
     report = DigitsStudy(rows)
     ci = report.compare('etf_dr_cb', 'ce', 0.01, 'top1')
     assert ci['images']['n'] == 2
+    assert DigitsStudy(rows, phase='perm').compare(
+        'etf_dr_cb', 'ce', 0.01, 'few')['images']['n'] == 2
+    assert '| `etf_dr_cb` − `ce` |' in class_order_block(report, rows)
     assert ci['images']['mean'] == pytest.approx(
         np.mean([by_id[f'eval/etf_dr_cb/r0.01/s{s}']['test']['top1'] -
                  by_id[f'eval/ce/r0.01/s{s}']['test']['top1']
@@ -276,10 +296,11 @@ def test_a_failing_or_killed_run_is_reported_not_waited_for(monkeypatch,
     assert kind == 'error' and 'exit status -9' in text
 
 
-def _eval_row(method, seed, pred, init=study.INIT_MARK):
+def _eval_row(method, seed, pred, init=study.INIT_MARK, phase='eval',
+              counts=(100, 60, 30, 20, 5)):
     gt = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
-    counts = [100, 60, 30, 20, 5]
-    return dict(id=f'eval/{method}/r0.01/s{seed}', phase='eval',
+    counts = list(counts)
+    return dict(id=f'{phase}/{method}/r0.01/s{seed}', phase=phase,
                 method=method, ratio=0.01, seed=seed, knobs={}, init=init,
                 class_counts=counts,
                 test=dict(gt=study.encode_labels(gt),
@@ -342,3 +363,58 @@ def test_fixed_geometry_verdict_follows_the_intervals():
     assert fixed_geometry_block(same).startswith('**Not shown')
     table = la_controls_table(helps)
     assert '`etf_la` − `cosine_la`' in table and 'higher' in table
+
+
+def test_permuted_runs_draw_the_class_order_from_the_seed(tmp_path):
+    """The 'perm' phase (issue 24.5): the same run with the classes from
+    head to tail drawn from the seed, in the training and held-out sets;
+    the natural-order run is unchanged."""
+    from mmpretrain.registry import DATASETS
+    method = study.METHODS['etf_la']
+    natural, _, order = study._build_config(
+        method, study.Task('eval', 'etf_la', 0.01, 3), str(tmp_path))
+    assert order is None
+    assert 'class_order_seed' not in natural.train_dataloader.dataset
+    cfg, counts, order = study._build_config(
+        method, study.Task('perm', 'etf_la', 0.01, 3), str(tmp_path))
+    expected = np.random.default_rng(3).permutation(10).tolist()
+    assert order == expected and order != list(range(10))
+    for loader in ('train_dataloader', 'test_dataloader'):
+        assert cfg[loader].dataset.class_order_seed == 3
+    # the rarest class is the last of the order, not digit 9
+    assert int(np.argmin(counts)) == order[-1]
+    held = DATASETS.build(cfg.test_dataloader.dataset)
+    assert held.metainfo['class_order'] == order
+    # perm tasks exist for the listed arms at the permuted ratio only
+    tasks, _ = study.eval_tasks([], ['ce', 'ce_cb'],
+                                {0.01: (0, 1), 0.1: (0, )})
+    assert sorted(t.id for t in tasks if t.phase == 'perm') == [
+        'perm/ce/r0.01/s0', 'perm/ce/r0.01/s1']
+
+
+def test_permuted_shot_groups_are_each_seeds_own():
+    """At permuted class orders every seed has its own few-shot classes:
+    the paired few-shot difference averages each seed over its own."""
+    right = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    miss_0 = [1, 1, 1, 1, 2, 2, 3, 3, 4, 4]
+    miss_4 = [0, 0, 1, 1, 2, 2, 3, 3, 3, 3]
+    # seed 0: class 4 is the rarest; seed 1: class 0 is
+    natural, swapped = (100, 60, 30, 20, 5), (5, 60, 30, 20, 100)
+    rows = [_eval_row('etf_dr_cb', 0, right, phase='perm', counts=natural),
+            _eval_row('etf_dr_cb', 1, right, phase='perm', counts=swapped),
+            # ce misses the rare class of each seed, and a common one
+            _eval_row('ce', 0, miss_4, phase='perm', counts=natural),
+            _eval_row('ce', 1, miss_0, phase='perm', counts=swapped)]
+    report = DigitsStudy(rows, phase='perm')
+    assert DigitsStudy(rows).runs('ce', 0.01) == {}  # not 'eval' runs
+    few = report.compare('etf_dr_cb', 'ce', 0.01, 'few')
+    assert few['images']['mean'] == pytest.approx(100.0)
+    assert few['images']['lo'] == few['images']['hi'] == 100.0
+    # (one group for all seeds, seed 0's, would give 50: at seed 1 ce
+    # misses class 0, which is rare there, not class 4)
+    many = report.compare('etf_dr_cb', 'ce', 0.01, 'many')
+    assert many['images']['mean'] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match='other training sets'):
+        DigitsStudy([rows[0], _eval_row('ce', 0, right, phase='perm',
+                                        counts=swapped)],
+                    phase='perm').compare('etf_dr_cb', 'ce', 0.01, 'few')

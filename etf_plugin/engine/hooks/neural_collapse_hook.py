@@ -79,7 +79,12 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
       the same work dir moves an old file aside to ``nc_metrics.json.old``
       rather than mixing two runs' curves;
     - plotted with all earlier records, to ``work_dir/nc_curves.png`` and to
-      the visualizer as the image ``nc_curves``.
+      the visualizer as the image ``nc_curves``, at the first measurement,
+      every ``plot_interval`` measurements after it and at the end of
+      training. Drawing takes about a second of host time whatever the data
+      size, so a figure at every measurement would dominate the cost of
+      frequent measurements of a small set; the scalars above carry every
+      measurement.
 
     Distributed runs: every rank measures its share of the data and the
     statistics are summed with ``all_reduce``. The loader always gets a
@@ -113,6 +118,8 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
             ``'nc_metrics.json'``.
         plot_file (str, optional): PNG in the work dir; None disables the
             plot (file and visualizer image). Defaults to ``'nc_curves.png'``.
+        plot_interval (int): Redraw the figure every ``plot_interval``
+            measurements (and after the last one). Defaults to 10.
     """
 
     priority = 'NORMAL'
@@ -130,10 +137,14 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
                  few_thr: float = 20,
                  seed: int = 0,
                  out_file: str = 'nc_metrics.json',
-                 plot_file: Optional[str] = 'nc_curves.png'):
+                 plot_file: Optional[str] = 'nc_curves.png',
+                 plot_interval: int = 10):
         if int(interval) != interval or interval < 1:
             raise ValueError(f'interval must be a positive integer, got '
                              f'{interval}.')
+        if int(plot_interval) != plot_interval or plot_interval < 1:
+            raise ValueError(f'plot_interval must be a positive integer, got '
+                             f'{plot_interval}.')
         if nc4_cache_mb is not None and nc4_cache_mb < 0:
             raise ValueError(f'nc4_cache_mb must be >= 0 or None, got '
                              f'{nc4_cache_mb}.')
@@ -152,6 +163,9 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
         self.seed = seed
         self.out_file = out_file
         self.plot_file = plot_file
+        self.plot_interval = int(plot_interval)
+        self._measurements = 0  # by this process, for plot_interval
+        self._plot_step = None  # step of a record not drawn yet
         self._dataloader = None
         self._last_iter = None
         self._init_class_counts(class_counts, counts_file)
@@ -180,6 +194,8 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
     def after_train(self, runner) -> None:
         # Iteration-based runs, and epoch-based ones that stopped early.
         self.measure(runner, epoch=runner.epoch)
+        if self._plot_step is not None:
+            self._draw(runner, self._plot_step)
 
     def measure(self, runner, epoch: int) -> Optional[dict]:
         """Measure, log and save the metrics once per training iteration.
@@ -286,7 +302,21 @@ class NeuralCollapseHook(ClassCountsConsumer, Hook):
         save_nc_records(json_file, records)
         if self.plot_file is None:
             return
+        self._measurements += 1
+        if (self._measurements - 1) % self.plot_interval == 0:
+            self._draw(runner, step, records)
+        else:
+            self._plot_step = step
+
+    def _draw(self, runner, step: int, records=None) -> None:
+        """Plot the records (read from the JSON file if not given) to the
+        PNG and the visualizer."""
+        self._plot_step = None
+        json_file = osp.join(runner.work_dir, self.out_file)
+        if records is None:
+            records = load_nc_records(json_file, latest_per_iter=False)
         records = latest_record_per_iter(records)
+        by_epoch = runner.log_processor.by_epoch
         num_classes = num_classes_of(runner.model)
         # The records are saved; a figure that fails to draw (a missing
         # font, a full disk) must not end a long training run.
