@@ -696,7 +696,10 @@ def class_order_block(study: DigitsStudy, rows: List[dict]) -> str:
             f'seed {seed}: {", ".join(map(str, tail))}'
             for seed, tail in sorted(tails.items())) +
         ' (natural order: ' + ', '.join(
-            map(str, study.few_classes(ratio))) + ' at every seed).', '',
+            map(str, study.few_classes(ratio))) + ' at every seed). Seeds '
+        f'at which each digit is few-shot: ' + ', '.join(
+            f'{c}: {sum(c in t for t in tails.values())}'
+            for c in range(len(study.counts(ratio)))) + '.', '',
         '| arm | n | top-1 | many | medium | few | top-1, natural order |',
         '|---|---|---|---|---|---|---|']
     for method in arms:
@@ -1138,9 +1141,13 @@ def sessions_block(data_dir: str, study: DigitsStudy) -> str:
     path = osp.join(data_dir, 'digits_lt_sessions.jsonl')
     sessions = load_rows(path)
     cpu = sum(r.get('seconds', 0) for r in study.rows)
-    text = (f'{len(study.rows)} runs in the file ({len(study.eval_rows)} '
-            f'evaluation, {len(study.rows) - len(study.eval_rows)} tuning); '
-            f'their own run times add up to {cpu / 3600:.2f} h.')
+    phases = {p: sum(r['phase'] == p for r in study.rows)
+              for p in ('eval', 'perm', 'tune')}
+    text = (f'{len(study.rows)} runs in the file ({phases["eval"]} '
+            f'evaluation, {phases["perm"]} with permuted class orders, '
+            f'{phases["tune"]} tuning; rows that no longer describe the code '
+            f'are kept and counted); their own run times add up to '
+            f'{cpu / 3600:.2f} h.')
     if sessions:
         wall = sum(s['wall_seconds'] for s in sessions)
         text += (f' Wall time of the study command over {len(sessions)} '
