@@ -12,6 +12,7 @@ from etf_plugin.functional.dot_regression import (dot_regression_loss,
                                                   resolve_class_weight,
                                                   tempered_class_weights)
 from etf_plugin.utils.class_counts import ClassCountsConsumer
+from ..utils.fused import check_fused, fused_for
 from .utils import check_labels_once
 
 
@@ -93,10 +94,7 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
                  counts_file: Optional[str] = None,
                  fused: Union[str, bool] = 'auto'):
         super().__init__()
-        if not any(fused is choice for choice in ('auto', True, False)):
-            raise ValueError(f"fused must be 'auto', True or False, got "
-                             f'{fused!r}.')
-        self.fused = fused
+        self.fused = check_fused(fused)
         if reduction not in ('none', 'mean', 'sum'):
             raise ValueError(f'Unknown reduction {reduction!r}.')
         if norm_reg < 0:
@@ -193,10 +191,10 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
         """Whether this call takes the fused path (from shapes, devices and
         flags, never values). ``'sum'`` with ``avg_factor`` goes to the
         eager path, which raises MMPretrain's error for it."""
-        if self.fused is False or (self.fused == 'auto'
-                                   and cls_score.device.type != 'cuda'):
+        if not fused_for(self.fused, cls_score):
             return False
         return (label.dim() == 1 and weight is None and feat_norm is None
                 and not self.norm_reg and cls_score.dim() == 2
+                and not isinstance(avg_factor, torch.Tensor)
                 and (reduction == 'mean' or
                      (reduction == 'sum' and avg_factor is None)))

@@ -37,6 +37,8 @@ class CosineClassifier(NormalizedClassifier):
             normalises the rows. Defaults to ``'auto'`` (CUDA tensors).
     """
 
+    normalizes_class_vectors = True
+
     def __init__(self,
                  num_classes: int,
                  in_channels: int,
@@ -59,8 +61,6 @@ class CosineClassifier(NormalizedClassifier):
             rows = torch.randn(num_classes, self.feature_dim,
                                generator=generator)
         self.weight = nn.Parameter(rows)
-
-    normalizes_class_vectors = True
 
     def fused_class_vectors(self) -> torch.Tensor:
         """The raw rows ``weight``: the fused path normalises them."""

@@ -8,8 +8,7 @@ import torch.nn as nn
 
 from etf_plugin.functional.etf import NORM_EPS, safe_normalize
 from etf_plugin.functional.normalized_dots import normalized_dots
-
-FUSED_CHOICES = ('auto', True, False)
+from .fused import check_fused, fused_for
 
 
 class NormalizedClassifier(nn.Module):
@@ -50,6 +49,10 @@ class NormalizedClassifier(nn.Module):
             ``'auto'``.
     """
 
+    # Whether the fused path normalises fused_class_vectors() (inside its
+    # autograd function, so the rows' gradient is closed-form too).
+    normalizes_class_vectors = False
+
     def __init__(self,
                  num_classes: int,
                  in_channels: int,
@@ -61,10 +64,7 @@ class NormalizedClassifier(nn.Module):
         if int(in_channels) != in_channels or in_channels < 1:
             raise ValueError(f'in_channels must be a positive integer, got '
                              f'{in_channels!r}.')
-        if not any(fused is choice for choice in FUSED_CHOICES):
-            raise ValueError(f'fused must be one of {FUSED_CHOICES}, got '
-                             f'{fused!r}.')
-        self.fused = fused
+        self.fused = check_fused(fused)
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.normalize = normalize
@@ -131,9 +131,7 @@ class NormalizedClassifier(nn.Module):
     def uses_fused(self, x: torch.Tensor) -> bool:
         """Whether :meth:`scores` takes the fused path for the input ``x``
         (a choice made from shapes, devices and flags, never values)."""
-        if self.fused is False or not self.normalize:
-            return False
-        if self.fused == 'auto' and x.device.type != 'cuda':
+        if not (self.normalize and fused_for(self.fused, x)):
             return False
         return self.bn is None or (self.bn.training
                                    and self.bn.momentum is not None)
@@ -154,10 +152,6 @@ class NormalizedClassifier(nn.Module):
             x, vectors, self.norm_eps, bn.weight, bn.bias, bn.running_mean,
             bn.running_var, momentum=bn.momentum, bn_eps=bn.eps,
             normalize_vectors=self.normalizes_class_vectors, scale=scale)
-
-    # Whether fused_class_vectors() are to be normalised (in the fused
-    # function, with a closed-form backward).
-    normalizes_class_vectors = False
 
     def fused_class_vectors(self) -> torch.Tensor:
         """What the fused path takes as class vectors: :meth:`class_vectors`,
