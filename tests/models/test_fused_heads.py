@@ -115,6 +115,10 @@ def test_soft_targets_eval_mode_and_cumulative_bn_fall_back_to_eager():
     fused.train()
     fused.classifier.bn.momentum = None
     assert not fused.classifier.uses_fused(feats)
+    # MMEngine's sync_bn: statistics over all ranks, not the local ones.
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(
+        build('ETFHead', 'DR', True))
+    assert not synced.classifier.uses_fused(feats)
 
 
 @pytest.mark.parametrize('head_type', HEADS)

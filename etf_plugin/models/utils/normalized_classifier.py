@@ -29,9 +29,10 @@ class NormalizedClassifier(nn.Module):
     function with a closed-form backward: the same values and gradients up
     to rounding, in far fewer operators, which is what a GPU step of this
     head costs. It applies when the features are normalised and the
-    BatchNorm, if any, is in training mode with a ``momentum``; otherwise
-    (prediction with running statistics, ``normalize=False``, cumulative
-    BatchNorm averages) the eager path runs. ``fused='auto'`` takes it for
+    BatchNorm, if any, is a ``BatchNorm1d`` in training mode with a
+    ``momentum``; otherwise (prediction with running statistics,
+    ``normalize=False``, cumulative BatchNorm averages, ``SyncBatchNorm``)
+    the eager path runs. ``fused='auto'`` takes it for
     CUDA tensors only: on the CPU the eager path stays, whose rounding the
     shipped checkpoints and results were made with.
 
@@ -133,7 +134,10 @@ class NormalizedClassifier(nn.Module):
         (a choice made from shapes, devices and flags, never values)."""
         if not (self.normalize and fused_for(self.fused, x)):
             return False
-        return self.bn is None or (self.bn.training
+        # SyncBatchNorm (MMEngine's sync_bn) needs statistics over all
+        # ranks: the eager path.
+        return self.bn is None or (isinstance(self.bn, nn.BatchNorm1d)
+                                   and self.bn.training
                                    and self.bn.momentum is not None)
 
     def _fused_scores(self, x: torch.Tensor, scale: float) -> torch.Tensor:
