@@ -161,18 +161,8 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
         reduction = reduction_override or self.reduction
         if self._uses_fused(cls_score, label, weight, feat_norm, reduction,
                             avg_factor):
-            class_weight = resolve_class_weight(
-                label, num_classes, self.class_balanced, class_counts,
-                class_weight)
-            if class_weight is not None:
-                class_weight = class_weight.to(cls_score)
-            if reduction == 'mean':
-                denominator = (cls_score.shape[0]
-                               if avg_factor is None else avg_factor)
-                scale = self.loss_weight / denominator
-            else:
-                scale = self.loss_weight
-            return dot_regression_sum(cls_score, label, scale, class_weight)
+            return self._fused_loss(cls_score, label, class_counts,
+                                    class_weight, reduction, avg_factor)
         loss = dot_regression_loss(
             cls_score,
             label,
@@ -185,6 +175,19 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
             weight = weight.reshape(-1).to(loss.dtype)
         return self.loss_weight * weight_reduce_loss(
             loss, weight, reduction, avg_factor)
+
+    def _fused_loss(self, cls_score, label, class_counts, class_weight,
+                    reduction, avg_factor) -> torch.Tensor:
+        """The reduced, weighted loss by the fused function."""
+        class_weight = resolve_class_weight(label, cls_score.shape[1],
+                                            self.class_balanced,
+                                            class_counts, class_weight)
+        if class_weight is not None:
+            class_weight = class_weight.to(cls_score)
+        scale = self.loss_weight
+        if reduction == 'mean':
+            scale /= cls_score.shape[0] if avg_factor is None else avg_factor
+        return dot_regression_sum(cls_score, label, scale, class_weight)
 
     def _uses_fused(self, cls_score, label, weight, feat_norm, reduction,
                     avg_factor) -> bool:
