@@ -24,6 +24,9 @@
 # - amp_overflow.txt: benchmarks/amp_overflow_check.py, MMEngine's fp16
 #   AmpOptimWrapper with a forced overflow: the step is skipped, the scale
 #   halves, the next step trains; without AMP NonFiniteLossHook stops.
+# - fused_head_{fp32,bf16}.txt: benchmarks/fused_head_check.py, the heads'
+#   fused path (their default on CUDA) against the eager one: which path
+#   ran, differences of loss, gradients and BatchNorm running statistics.
 # - compile.txt: benchmarks/compile_check.py, cfg.compile (inductor) against
 #   eager, fp32 and fp16 AMP.
 set -u
@@ -66,6 +69,11 @@ head_overhead() {  # head_overhead PREFIX PACKAGE_ROOT
 }
 
 head_overhead '' "$REPO"
+
+step fused_head_fp32 120 env PYTHONPATH="$REPO:${PYTHONPATH:-}" \
+    python3 -u "$REPO/benchmarks/fused_head_check.py" --device cuda
+step fused_head_bf16 120 env PYTHONPATH="$REPO:${PYTHONPATH:-}" \
+    python3 -u "$REPO/benchmarks/fused_head_check.py" --device cuda --amp
 
 step amp_overflow 120 env PYTHONPATH="$REPO:${PYTHONPATH:-}" \
     python3 -u "$REPO/benchmarks/amp_overflow_check.py"

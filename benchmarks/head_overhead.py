@@ -7,7 +7,12 @@ friendly): ResNet-32 on 32x32 images, 10 classes; ``cifar100``: width-32
 ResNet-32, 100 classes; ``imagenet``: ResNet-50 on 224x224 images, 1000
 classes (meant for a GPU). A second table times the heads alone (features
 that require grad -> head loss -> backward) at ImageNet size (2048-d, 1000
-classes), where the head's own cost is not hidden behind the backbone.
+classes), where the head's own cost is not hidden behind the backbone: the
+ETF head with DR and CE and the cosine head with LA, each by its eager path
+and its fused one (``fused=True``: BatchNorm, normalisation and dot products,
+and the DR loss, as autograd functions with closed-form backward passes;
+with the default ``fused='auto'`` a CUDA run takes it, a CPU run the eager
+path), against LinearClsHead + CE.
 
 Each table ends with the operators one step launches, counted by
 ``torch.profiler``: ATen operators called from Python or autograd (on every
@@ -18,6 +23,10 @@ and can be checked on a machine without one.
     python benchmarks/head_overhead.py [--preset cifar10|cifar100|imagenet]
         [--device cpu|cuda] [--amp [--amp-dtype bfloat16|float16]]
         [--only full|heads] [--batch N] [--rounds R] [--steps S]
+        [--fused auto|on|off]
+
+``--fused`` chooses the path of the full step's ETF head (default ``auto``,
+as a config that does not set it).
 """
 import argparse
 import contextlib
@@ -45,6 +54,7 @@ PRESETS = dict(
         channels=2048, num_classes=1000, image=224, batch=64),
 )
 ETF, LINEAR = 'ETFHead + DR', 'LinearClsHead + CE'
+FUSED_CHOICES = dict(auto='auto', on=True, off=False)
 
 
 def build_model(preset, head):
@@ -136,13 +146,25 @@ def heads_alone(device, precision, rounds, steps, batch=256, dim=2048,
                 num_classes=1000):
     """Forward + backward of each head's loss on given features: median
     seconds and launches per step."""
-    heads = {
-        ETF: MODELS.build(
-            dict(type='ETFHead', num_classes=num_classes, in_channels=dim)),
-        LINEAR: MODELS.build(
-            dict(type='LinearClsHead', num_classes=num_classes,
-                 in_channels=dim)),
+    # A long-tailed count profile for LA's prior.
+    counts = [max(1, round(1000 * 0.995**k)) for k in range(num_classes)]
+    losses = {
+        'DR': dict(type='DotRegressionLoss'),
+        'CE': dict(type='CrossEntropyLoss'),
+        'LA': dict(type='LogitAdjustedLoss', class_counts=counts),
     }
+    heads = {}
+    for head, loss in (('ETFHead', 'DR'), ('ETFHead', 'CE'),
+                       ('CosineClsHead', 'LA')):
+        for path, fused in (('eager', False), ('fused', True)):
+            loss_cfg = dict(losses[loss])
+            if loss == 'DR':
+                loss_cfg['fused'] = fused
+            heads[f'{head} + {loss} ({path})'] = MODELS.build(
+                dict(type=head, num_classes=num_classes, in_channels=dim,
+                     loss=loss_cfg, fused=fused))
+    heads[LINEAR] = MODELS.build(
+        dict(type='LinearClsHead', num_classes=num_classes, in_channels=dim))
     # Under AMP the pooled features arrive in the autocast dtype.
     feats = torch.randn(batch, dim, device=device,
                         dtype=precision.dtype or torch.float32,
@@ -171,14 +193,16 @@ def heads_alone(device, precision, rounds, steps, batch=256, dim=2048,
     return medians, launches
 
 
-def full_step(preset, batch, device, precision, rounds, steps):
+def full_step(preset, batch, device, precision, rounds, steps,
+              fused='auto'):
     """Train steps of both models, interleaved: median seconds and launches
     per step."""
     torch.manual_seed(0)
     etf = build_model(
         preset,
-        dict(type='ETFHead', with_bn=True,
-             loss=dict(type='DotRegressionLoss', class_balanced=True)))
+        dict(type='ETFHead', with_bn=True, fused=fused,
+             loss=dict(type='DotRegressionLoss', class_balanced=True,
+                       fused=fused)))
     linear = build_model(
         preset, dict(type='LinearClsHead',
                      loss=dict(type='CrossEntropyLoss')))
@@ -206,17 +230,21 @@ def full_step(preset, batch, device, precision, rounds, steps):
 
 
 def print_table(title, medians, launches):
-    ratio = medians[ETF] / medians[LINEAR]
+    """One row per head: median time, its ratio to the linear head's, and
+    the launches per step."""
+    width = max(len(name) for name in medians)
     print(title)
-    print(f'| {"head + loss":<20} | {"median (ms)":>12} | '
-          f'{"ATen ops/step":>13} | {"kernels/step":>12} |')
-    print(f'|{"-" * 22}|{"-" * 14}|{"-" * 15}|{"-" * 14}|')
+    print(f'| {"head + loss":<{width}} | {"median (ms)":>12} | '
+          f'{"/ Linear":>8} | {"ATen ops/step":>13} | {"kernels/step":>12} |')
+    print(f'|{"-" * (width + 2)}|{"-" * 14}|{"-" * 10}|{"-" * 15}|'
+          f'{"-" * 14}|')
     for name, value in medians.items():
         ops, kernels = launches[name]
         kernels = '-' if kernels is None else kernels
-        print(f'| {name:<20} | {1000 * value:>12.3f} | {ops:>13} | '
-              f'{kernels:>12} |')
-    print(f'ratio ETF/Linear: {ratio:.3f}\n')
+        ratio = value / medians[LINEAR]
+        print(f'| {name:<{width}} | {1000 * value:>12.3f} | {ratio:>8.3f} | '
+              f'{ops:>13} | {kernels:>12} |')
+    print()
 
 
 def main():
@@ -237,6 +265,10 @@ def main():
                         'GradScaler')
     parser.add_argument('--only', choices=['full', 'heads'],
                         help='run one table only (default: both)')
+    parser.add_argument('--fused', choices=list(FUSED_CHOICES),
+                        default='auto',
+                        help="path of the full step's ETF head: auto (fused "
+                        'on CUDA), on or off')
     args = parser.parse_args()
     preset = PRESETS[args.preset]
     device = torch.device(args.device)
@@ -248,10 +280,10 @@ def main():
         print_table(
             f'Full train step: preset={args.preset} device={device} '
             f'{precision} batch={batch} classes={preset["num_classes"]} '
-            f'feature_dim={preset["channels"]}, '
+            f'feature_dim={preset["channels"]}, fused={args.fused}, '
             f'{args.rounds * args.steps} steps per model (interleaved)',
             *full_step(preset, batch, device, precision, args.rounds,
-                       args.steps))
+                       args.steps, FUSED_CHOICES[args.fused]))
     if args.only != 'full':
         print_table(
             f'Heads alone: device={device} {precision}, batch 256, 2048-d '

@@ -23,6 +23,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .long_tail import check_class_counts
 
@@ -77,17 +78,9 @@ def dot_regression_loss(logits: torch.Tensor,
         raise ValueError(f'logits must be (N, K), got {tuple(logits.shape)}')
     if feat_norm is None and norm_reg:
         raise ValueError('norm_reg needs the feature norms (feat_norm).')
-    if class_balanced and class_weight is not None:
-        raise ValueError('Give class_balanced=True (per-batch weights) or '
-                         'class_weight (fixed weights), not both.')
     num_classes = logits.shape[1]
-    if class_weight is not None and class_weight.shape != (num_classes, ):
-        raise ValueError(f'class_weight must have shape ({num_classes},), '
-                         f'got {tuple(class_weight.shape)}.')
-    if class_balanced:
-        if class_counts is None:
-            class_counts = hard_label_counts(target, num_classes)
-        class_weight = class_balanced_weights(class_counts)
+    class_weight = resolve_class_weight(target, num_classes, class_balanced,
+                                        class_counts, class_weight)
 
     if target.dim() == 2:
         # Soft targets: every class's term, weighed by the target.
@@ -105,6 +98,93 @@ def dot_regression_loss(logits: torch.Tensor,
     if norm_reg:
         loss = loss + norm_reg * feat_norm.reshape(-1)
     return loss
+
+
+def resolve_class_weight(target: torch.Tensor,
+                         num_classes: int,
+                         class_balanced: bool = False,
+                         class_counts: Optional[torch.Tensor] = None,
+                         class_weight: Optional[torch.Tensor] = None
+                         ) -> Optional[torch.Tensor]:
+    """The ``(K,)`` per-class weights of the DR terms: the per-batch
+    class-balanced ones (:func:`class_balanced_weights` of ``class_counts``,
+    or of the batch's :func:`hard_label_counts`) when ``class_balanced``,
+    else ``class_weight`` as given (None: every class weighs 1). The
+    arguments are those of :func:`dot_regression_loss`."""
+    if class_balanced and class_weight is not None:
+        raise ValueError('Give class_balanced=True (per-batch weights) or '
+                         'class_weight (fixed weights), not both.')
+    if class_weight is not None and class_weight.shape != (num_classes, ):
+        raise ValueError(f'class_weight must have shape ({num_classes},), '
+                         f'got {tuple(class_weight.shape)}.')
+    if not class_balanced:
+        return class_weight
+    if class_counts is None:
+        class_counts = hard_label_counts(target, num_classes)
+    return class_balanced_weights(class_counts)
+
+
+class _HardLabelDotRegression(torch.autograd.Function):
+    """See :func:`dot_regression_sum`."""
+
+    @staticmethod
+    def forward(ctx, cosines, labels, scale, class_weight):
+        # nll_loss picks each sample's own cosine, negated: -c.
+        neg_cos, total_weight = torch.ops.aten.nll_loss_forward(
+            cosines, labels, None, 0, -100)
+        # rsub(a, b, alpha) = b - alpha * a: (1 - c) / 2 and the derivative
+        # of the loss w.r.t. -c, scale * (1 - c), one operator each.
+        half_residual = torch.rsub(neg_cos, 0.5, alpha=-0.5)
+        slope = torch.rsub(neg_cos, scale, alpha=-scale)
+        if class_weight is not None:
+            loss = torch.dot(half_residual, slope * class_weight[labels])
+        else:
+            loss = torch.dot(half_residual, slope)
+        ctx.save_for_backward(cosines, labels, class_weight, total_weight,
+                              slope)
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        cosines, labels, class_weight, total_weight, slope = \
+            ctx.saved_tensors
+        # nll_loss's backward puts -class_weight[y] * slope * grad at
+        # (i, y_i) and zeros elsewhere: the gradient w.r.t. the cosines.
+        grad_cosines = torch.ops.aten.nll_loss_backward(
+            slope * grad, cosines, labels, class_weight, 0, -100,
+            total_weight)
+        return grad_cosines, None, None, None
+
+
+def dot_regression_sum(cosines: torch.Tensor,
+                       labels: torch.Tensor,
+                       scale: float = 1.0,
+                       class_weight: Optional[torch.Tensor] = None
+                       ) -> torch.Tensor:
+    """``scale * sum_i w_{y_i} 1/2 (cos_{i, y_i} - 1)^2``: the summed
+    dot-regression loss of unit features with hard labels, forward and
+    backward in a few operators each (the fused path of
+    ``DotRegressionLoss``).
+
+    It equals ``scale * (dot_regression_loss(cosines, labels, class_weight=
+    class_weight)).sum()`` up to rounding; ``scale`` carries the loss weight
+    and the mean's denominator. A label of -100 is ignored (nll_loss's
+    ``ignore_index``); labels are checked where that is free (see
+    :func:`check_labels`).
+
+    Args:
+        cosines (torch.Tensor): ``(N, K)`` cosines with unit class vectors.
+        labels (torch.Tensor): ``(N,)`` integer labels in ``[0, K)``.
+        scale (float): Factor of the sum. Defaults to 1.
+        class_weight (torch.Tensor, optional): ``(K,)`` weights of the
+            classes' terms, of the cosines' dtype and device.
+
+    Returns:
+        torch.Tensor: The scalar loss.
+    """
+    return _HardLabelDotRegression.apply(cosines, labels, scale,
+                                         class_weight)
 
 
 def _dr_terms(dots: torch.Tensor, feat_norm: Optional[torch.Tensor],

@@ -24,6 +24,14 @@ CASES = [(head, loss, soft, 'aot_eager') for head in ('ETFHead',
                                                       'CosineClsHead')
          for loss in LOSSES for soft in (False, True)]
 CASES.append(('ETFHead', 'DR class-balanced', True, 'inductor'))
+# The fused path (on the CPU only with fused=True): its autograd functions
+# trace too, including BatchNorm's in-place running statistics.
+FUSED_CASES = [(head, loss, soft, 'aot_eager') for head in ('ETFHead',
+                                                            'CosineClsHead')
+               for loss in ('DR', 'DR class-balanced', 'CE', 'LA')
+               for soft in (False, True)]
+FUSED_CASES.append(('ETFHead', 'DR', False, 'inductor'))
+FUSED_CASES.append(('CosineClsHead', 'CE', False, 'inductor'))
 
 
 def batch(soft):
@@ -46,17 +54,19 @@ def loss_and_grad(head, feats, samples):
     return loss.detach(), feats.grad
 
 
-@pytest.mark.parametrize('head_type, loss, soft, backend', CASES)
-def test_loss_and_predict_compile_fullgraph_and_match_eager(
-        head_type, loss, soft, backend):
-    torch._dynamo.reset()
-    head = MODELS.build(
+def build_head(head_type, loss, fused='auto'):
+    loss = dict(LOSSES[loss])
+    if loss['type'] == 'DotRegressionLoss':
+        loss['fused'] = fused
+    return MODELS.build(
         dict(type=head_type, num_classes=NUM_CLASSES, in_channels=DIM,
-             loss=LOSSES[loss]))
-    head.train()
-    feats, samples = batch(soft)
-    eager_loss, eager_grad = loss_and_grad(head, feats, samples)
+             loss=loss, fused=fused))
 
+
+def assert_compiled_loss_matches_eager(head, feats, samples, backend):
+    """One eager and one compiled training step of ``head`` on the batch
+    give the same loss and input gradient."""
+    eager_loss, eager_grad = loss_and_grad(head, feats, samples)
     compiled_loss = torch.compile(
         lambda f: head.loss((f, ), samples)['loss'], backend=backend,
         fullgraph=True)
@@ -68,6 +78,30 @@ def test_loss_and_predict_compile_fullgraph_and_match_eager(
     torch.testing.assert_close(loss_value.detach(), eager_loss,
                                rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(f.grad, eager_grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('head_type, loss, soft, backend', FUSED_CASES)
+def test_fused_loss_compiles_fullgraph_and_matches_eager(
+        head_type, loss, soft, backend):
+    torch._dynamo.reset()
+    head = build_head(head_type, loss, fused=True).train()
+    feats, samples = batch(soft)
+    assert head.classifier.uses_fused(feats)
+    assert_compiled_loss_matches_eager(head, feats, samples, backend)
+    # Both steps, eager and compiled, updated the running mean (from 0).
+    momentum = head.classifier.bn.momentum
+    torch.testing.assert_close(
+        head.classifier.bn.running_mean,
+        ((1 - momentum) * momentum + momentum) * feats.mean(0))
+
+
+@pytest.mark.parametrize('head_type, loss, soft, backend', CASES)
+def test_loss_and_predict_compile_fullgraph_and_match_eager(
+        head_type, loss, soft, backend):
+    torch._dynamo.reset()
+    head = build_head(head_type, loss).train()
+    feats, samples = batch(soft)
+    assert_compiled_loss_matches_eager(head, feats, samples, backend)
 
     head.eval()
     eager_scores = head((feats, ))

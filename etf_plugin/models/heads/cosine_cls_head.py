@@ -38,6 +38,8 @@ class CosineClsHead(NormalizedClsHead):
         init (str): ``'etf'`` or ``'normal'`` initial rows (see
             ``CosineClassifier``). Defaults to ``'etf'``.
         seed (int): Seed of the initial rows. Defaults to 0.
+        fused (str | bool): The fused neck and dot products, as in
+            ``ETFHead``. Defaults to ``'auto'`` (CUDA tensors).
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -52,6 +54,7 @@ class CosineClsHead(NormalizedClsHead):
                  with_bn: bool = True,
                  init: str = 'etf',
                  seed: int = 0,
+                 fused: Union[str, bool] = 'auto',
                  init_cfg: Optional[dict] = None):
         super().__init__(
             logit_scale, loss=loss, topk=topk, cal_acc=cal_acc,
@@ -59,4 +62,5 @@ class CosineClsHead(NormalizedClsHead):
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.classifier = CosineClassifier(
-            num_classes, in_channels, with_bn=with_bn, init=init, seed=seed)
+            num_classes, in_channels, with_bn=with_bn, init=init, seed=seed,
+            fused=fused)

@@ -46,6 +46,12 @@ class ETFHead(NormalizedClsHead):
         proj_channels (int, optional): If set, a learnable linear layer maps
             the features to this width first. Needed when ``in_channels <
             num_classes - 1``, where no simplex ETF fits. Defaults to None.
+        fused (str | bool): Run the neck and the dot products as one
+            autograd function with a closed-form backward (few operators: a
+            faster GPU step): ``'auto'`` for CUDA tensors, True wherever it
+            applies, False never (see
+            :class:`~etf_plugin.models.utils.NormalizedClassifier`).
+            Defaults to ``'auto'``.
         init_cfg (dict, optional): Initialisation config of the projection.
     """
 
@@ -61,6 +67,7 @@ class ETFHead(NormalizedClsHead):
                  with_bn: bool = True,
                  normalize: bool = True,
                  proj_channels: Optional[int] = None,
+                 fused: Union[str, bool] = 'auto',
                  init_cfg: Optional[dict] = dict(
                      type='Normal', layer='Linear', std=0.01)):
         super().__init__(
@@ -74,7 +81,8 @@ class ETFHead(NormalizedClsHead):
             proj_channels=proj_channels,
             with_bn=with_bn,
             normalize=normalize,
-            seed=seed)
+            seed=seed,
+            fused=fused)
 
     @property
     def etf_vectors(self) -> torch.Tensor:

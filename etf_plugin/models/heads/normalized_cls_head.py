@@ -63,7 +63,7 @@ class NormalizedClsHead(ClsHead):
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         """Logits ``logit_scale * z`` for prediction."""
-        return self.logit_scale * self.classifier(feats[-1])
+        return self.classifier.scores(feats[-1], self.logit_scale)
 
     def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> dict:
@@ -78,11 +78,11 @@ class NormalizedClsHead(ClsHead):
         Returns:
             dict[str, torch.Tensor]: ``loss`` and optional accuracies.
         """
-        x, dots = self.classifier.features_and_dots(feats[-1])
-        if getattr(self.loss_module, 'takes_cosines', False):
-            if not self.classifier.normalize:
-                kwargs['feat_norm'] = x.norm(dim=1)
-            cls_score = dots
+        if not getattr(self.loss_module, 'takes_cosines', False):
+            cls_score = self.classifier.scores(feats[-1], self.logit_scale)
+        elif self.classifier.normalize:
+            cls_score = self.classifier.scores(feats[-1])
         else:
-            cls_score = self.logit_scale * dots
+            x, cls_score = self.classifier.features_and_dots(feats[-1])
+            kwargs['feat_norm'] = x.norm(dim=1)
         return self._get_loss(cls_score, data_samples, **kwargs)

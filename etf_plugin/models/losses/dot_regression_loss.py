@@ -1,4 +1,4 @@
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -7,9 +7,12 @@ from mmpretrain.models.losses.utils import weight_reduce_loss
 from mmpretrain.registry import MODELS
 
 from etf_plugin.functional.dot_regression import (dot_regression_loss,
+                                                  dot_regression_sum,
                                                   hard_label_counts,
+                                                  resolve_class_weight,
                                                   tempered_class_weights)
 from etf_plugin.utils.class_counts import ClassCountsConsumer
+from ..utils.fused import check_fused, fused_for
 from .utils import check_labels_once
 
 
@@ -51,6 +54,15 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
     (``class_counts`` / ``counts_file`` override it). ``q = 0`` is the plain
     loss, ``q = 1`` the dataset-level analogue of ``class_balanced``.
 
+    With hard labels, unit features (no ``feat_norm``), no sample weights
+    and a ``'mean'`` or ``'sum'`` reduction, the loss has a fused path
+    (:func:`~etf_plugin.functional.dot_regression.dot_regression_sum`): the
+    own-class cosine, square, class weights, reduction and loss weight as
+    one autograd function whose backward is two operators. ``fused='auto'``
+    takes it for CUDA tensors only; on the CPU the eager path stays (its
+    rounding made the shipped results). Soft targets (Mixup, CutMix) and the
+    other cases always run the eager path.
+
     Args:
         loss_weight (float): Weight of the loss. Defaults to 1.0.
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
@@ -65,6 +77,9 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
         class_counts (Sequence[int], optional): Training samples per class
             for ``balance_power``, instead of the run's.
         counts_file (str, optional): File with one count per line, instead.
+        fused (str | bool): ``'auto'`` (the fused path for CUDA tensors),
+            True (wherever it applies) or False (never). Defaults to
+            ``'auto'``.
     """
 
     takes_cosines = True
@@ -76,8 +91,10 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
                  norm_reg: float = 0.0,
                  balance_power: Optional[float] = None,
                  class_counts: Optional[Sequence[int]] = None,
-                 counts_file: Optional[str] = None):
+                 counts_file: Optional[str] = None,
+                 fused: Union[str, bool] = 'auto'):
         super().__init__()
+        self.fused = check_fused(fused)
         if reduction not in ('none', 'mean', 'sum'):
             raise ValueError(f'Unknown reduction {reduction!r}.')
         if norm_reg < 0:
@@ -141,6 +158,11 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
         if self.class_balanced and is_distributed() and get_world_size() > 1:
             class_counts = hard_label_counts(label, num_classes)
             all_reduce(class_counts)
+        reduction = reduction_override or self.reduction
+        if self._uses_fused(cls_score, label, weight, feat_norm, reduction,
+                            avg_factor):
+            return self._fused_loss(cls_score, label, class_counts,
+                                    class_weight, reduction, avg_factor)
         loss = dot_regression_loss(
             cls_score,
             label,
@@ -152,4 +174,30 @@ class DotRegressionLoss(ClassCountsConsumer, nn.Module):
         if weight is not None:
             weight = weight.reshape(-1).to(loss.dtype)
         return self.loss_weight * weight_reduce_loss(
-            loss, weight, reduction_override or self.reduction, avg_factor)
+            loss, weight, reduction, avg_factor)
+
+    def _fused_loss(self, cls_score, label, class_counts, class_weight,
+                    reduction, avg_factor) -> torch.Tensor:
+        """The reduced, weighted loss by the fused function."""
+        class_weight = resolve_class_weight(label, cls_score.shape[1],
+                                            self.class_balanced,
+                                            class_counts, class_weight)
+        if class_weight is not None:
+            class_weight = class_weight.to(cls_score)
+        scale = self.loss_weight
+        if reduction == 'mean':
+            scale /= cls_score.shape[0] if avg_factor is None else avg_factor
+        return dot_regression_sum(cls_score, label, scale, class_weight)
+
+    def _uses_fused(self, cls_score, label, weight, feat_norm, reduction,
+                    avg_factor) -> bool:
+        """Whether this call takes the fused path (from shapes, devices and
+        flags, never values). ``'sum'`` with ``avg_factor`` goes to the
+        eager path, which raises MMPretrain's error for it."""
+        if not fused_for(self.fused, cls_score):
+            return False
+        return (label.dim() == 1 and weight is None and feat_norm is None
+                and not self.norm_reg and cls_score.dim() == 2
+                and not isinstance(avg_factor, torch.Tensor)
+                and (reduction == 'mean' or
+                     (reduction == 'sum' and avg_factor is None)))

@@ -1,6 +1,6 @@
 """``CosineClassifier``: learnable unit class vectors on the neck of the ETF
 classifier."""
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn as nn
@@ -32,7 +32,12 @@ class CosineClassifier(NormalizedClassifier):
             needs ``d >= K - 1``) or ``'normal'`` (Gaussian rows drawn with
             ``seed``). Defaults to ``'etf'``.
         seed (int): Seed of the initial rows. Defaults to 0.
+        fused (str | bool): Where the fused path runs (see
+            :class:`~etf_plugin.models.utils.NormalizedClassifier`); it also
+            normalises the rows. Defaults to ``'auto'`` (CUDA tensors).
     """
+
+    normalizes_class_vectors = True
 
     def __init__(self,
                  num_classes: int,
@@ -40,14 +45,15 @@ class CosineClassifier(NormalizedClassifier):
                  proj_channels: Optional[int] = None,
                  with_bn: bool = True,
                  init: str = 'etf',
-                 seed: int = 0):
+                 seed: int = 0,
+                 fused: Union[str, bool] = 'auto'):
         if init not in INITS:
             raise ValueError(f'init must be one of {INITS}, got {init!r}.')
         if num_classes < 2:
             raise ValueError(f'A cosine classifier needs num_classes >= 2, '
                              f'got {num_classes}.')
         super().__init__(num_classes, in_channels, proj_channels, with_bn,
-                         normalize=True)
+                         normalize=True, fused=fused)
         if init == 'etf':
             rows = simplex_etf(num_classes, self.feature_dim, seed)
         else:
@@ -55,6 +61,10 @@ class CosineClassifier(NormalizedClassifier):
             rows = torch.randn(num_classes, self.feature_dim,
                                generator=generator)
         self.weight = nn.Parameter(rows)
+
+    def fused_class_vectors(self) -> torch.Tensor:
+        """The raw rows ``weight``: the fused path normalises them."""
+        return self.weight
 
     def class_vectors(self) -> torch.Tensor:
         """The ``(K, d)`` unit class vectors (the normalised rows)."""

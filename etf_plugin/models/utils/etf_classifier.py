@@ -1,7 +1,7 @@
 """``ETFClassifier``: the fixed simplex-ETF classifier and its feature neck,
 the one module that ``ETFHead`` (MMPretrain) and the RoI predictors
 (MMDetection) wrap."""
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
@@ -48,6 +48,9 @@ class ETFClassifier(NormalizedClassifier):
         normalize (bool): L2-normalise the features (the dot products are
             then cosines). Defaults to True.
         seed (int): Seed of the ETF's random rotation. Defaults to 0.
+        fused (str | bool): Where the fused path runs (see
+            :class:`~etf_plugin.models.utils.NormalizedClassifier`).
+            Defaults to ``'auto'`` (CUDA tensors).
     """
 
     def __init__(self,
@@ -56,9 +59,10 @@ class ETFClassifier(NormalizedClassifier):
                  proj_channels: Optional[int] = None,
                  with_bn: bool = True,
                  normalize: bool = True,
-                 seed: int = 0):
+                 seed: int = 0,
+                 fused: Union[str, bool] = 'auto'):
         super().__init__(num_classes, in_channels, proj_channels, with_bn,
-                         normalize)
+                         normalize, fused)
         check_etf_shape(num_classes, self.feature_dim)
         self.seed = seed
         self.register_buffer('etf_vectors',
