@@ -124,6 +124,11 @@ def resolve_class_weight(target: torch.Tensor,
     return class_balanced_weights(class_counts)
 
 
+# nll_loss's ignore_index, set to a value no label takes: a label of -100
+# (its default) is out of range like any other, not silently skipped.
+_NO_IGNORED_LABEL = -2**63
+
+
 class _HardLabelDotRegression(torch.autograd.Function):
     """See :func:`dot_regression_sum`."""
 
@@ -131,7 +136,7 @@ class _HardLabelDotRegression(torch.autograd.Function):
     def forward(ctx, cosines, labels, scale, class_weight):
         # nll_loss picks each sample's own cosine, negated: -c.
         neg_cos, total_weight = torch.ops.aten.nll_loss_forward(
-            cosines, labels, None, 0, -100)
+            cosines, labels, None, 0, _NO_IGNORED_LABEL)
         # rsub(a, b, alpha) = b - alpha * a: (1 - c) / 2 and the derivative
         # of the loss w.r.t. -c, scale * (1 - c), one operator each.
         half_residual = torch.rsub(neg_cos, 0.5, alpha=-0.5)
@@ -152,8 +157,8 @@ class _HardLabelDotRegression(torch.autograd.Function):
         # nll_loss's backward puts -class_weight[y] * slope * grad at
         # (i, y_i) and zeros elsewhere: the gradient w.r.t. the cosines.
         grad_cosines = torch.ops.aten.nll_loss_backward(
-            slope * grad, cosines, labels, class_weight, 0, -100,
-            total_weight)
+            slope * grad, cosines, labels, class_weight, 0,
+            _NO_IGNORED_LABEL, total_weight)
         return grad_cosines, None, None, None
 
 
@@ -169,9 +174,10 @@ def dot_regression_sum(cosines: torch.Tensor,
 
     It equals ``scale * (dot_regression_loss(cosines, labels, class_weight=
     class_weight)).sum()`` up to rounding; ``scale`` carries the loss weight
-    and the mean's denominator. A label of -100 is ignored (nll_loss's
-    ``ignore_index``); labels are checked where that is free (see
-    :func:`check_labels`).
+    and the mean's denominator. Labels are checked where that is free (see
+    :func:`check_labels`); an out-of-range one later stops the indexing
+    kernel (an ``IndexError`` on the CPU, a device-side assertion on a
+    GPU), -100 included.
 
     Args:
         cosines (torch.Tensor): ``(N, K)`` cosines with unit class vectors.

@@ -66,3 +66,11 @@ def test_dot_regression_sum_gradcheck(weighted):
     assert torch.autograd.gradcheck(
         lambda c: dot_regression_sum(c, labels, 0.25, class_weight),
         (cosines, ))
+
+
+def test_dot_regression_sum_rejects_the_label_nll_loss_would_skip():
+    """nll_loss skips -100 by default; the fused DR term must not: a bad
+    label stops the kernel like any other out-of-range label."""
+    cosines = torch.rand(4, 3, dtype=torch.float64)
+    with pytest.raises(IndexError):
+        dot_regression_sum(cosines, torch.tensor([0, 1, -100, 2]))
