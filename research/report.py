@@ -76,6 +76,15 @@ PC_CONTROLS = (
      'head: prototype contrast against logit-adjusted CE'),
     ('etf_pc', 'etf_la', 'the loss under the same fixed ETF: prototype '
      'contrast against logit-adjusted CE (the recipe)'),
+    ('etf_pc_posthoc', 'etf_pc', 'post-hoc logit adjustment of the fixed-'
+     'ETF prototype-contrast model (τ chosen per run on held-out data)'),
+    ('cosine_pc_posthoc', 'cosine_pc', 'post-hoc logit adjustment of the '
+     'learnable-prototype model'),
+    ('etf_pc_posthoc', 'posthoc_la', 'prototype contrast on the fixed ETF '
+     'against CE on a learnable linear head, both adjusted post hoc'),
+    ('etf_pc_posthoc', 'etf_la', 'post-hoc against training-time logit '
+     'adjustment on the fixed ETF (prototype contrast against logit-'
+     'adjusted CE)'),
 )
 # The comparisons repeated with a class order drawn from each seed (issue
 # 24.5).
@@ -599,14 +608,16 @@ def prototype_contrast_block(study: DigitsStudy) -> str:
     """Where the prototype-contrast arms land (issue 24.6), at the tuning
     ratio: their accuracy and their paired differences."""
     ratio = TUNING_RATIO
-    arms = [m for m in ('cosine_pc', 'etf_pc') if study.runs(m, ratio)]
+    arms = [m for m in ('cosine_pc', 'etf_pc', 'cosine_pc_posthoc',
+                        'etf_pc_posthoc') if study.runs(m, ratio)]
     if not arms:
         return ('(no evaluation runs of `cosine_pc` / `etf_pc` yet: '
                 '`python tools/analysis/digits_study.py run --methods '
                 'cosine_pc etf_pc` adds them)')
     lines = ['| arm | n | top-1 | many | medium | few |',
              '|---|---|---|---|---|---|']
-    for method in ('ce', 'etf_dr_cb', 'la', 'etf_la') + tuple(arms):
+    for method in ('ce', 'posthoc_la', 'etf_dr_cb', 'la', 'etf_la') + \
+            tuple(arms):
         runs = study.runs(method, ratio)
         if runs:
             lines.append(

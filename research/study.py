@@ -195,6 +195,25 @@ _METHODS = [
            {'model.head.loss': dict(_delete_=True,
                                     type='PrototypeContrastLoss', tau=0.1)},
            family='etf', knob=PC_TAU),
+    # Logit adjustment cancels in this loss (a per-class offset of the
+    # cosines changes no term), so it can only act at prediction.
+    Method('cosine_pc_posthoc', 'the cosine_pc model, post-hoc logit '
+           'adjustment', CE,
+           {'model.head': dict(_delete_=True,
+                               type='PostHocLogitAdjustedCosineClsHead',
+                               num_classes=10, in_channels=64,
+                               posthoc_tau=1.0,
+                               loss=dict(type='PrototypeContrastLoss'))},
+           family='cosine', parent='cosine_pc', test_only=True,
+           knob=Knob('model.head.posthoc_tau', 'τ', TEST_TAU_GRID, 'test')),
+    Method('etf_pc_posthoc', 'the etf_pc model, post-hoc logit adjustment',
+           ETF,
+           {'model.head.type': 'PostHocLogitAdjustedETFHead',
+            'model.head.posthoc_tau': 1.0,
+            'model.head.loss': dict(_delete_=True,
+                                    type='PrototypeContrastLoss')},
+           family='etf', parent='etf_pc', test_only=True,
+           knob=Knob('model.head.posthoc_tau', 'τ', TEST_TAU_GRID, 'test')),
     Method('etf_dr', 'fixed ETF + DR (the paper\'s formula)', ETF,
            {'model.head.loss.class_balanced': False}, family='etf',
            nc_every_epoch=True),
@@ -244,6 +263,17 @@ class Task:
     ratio: float
     seed: int
     knobs: Tuple[Tuple[str, float], ...] = ()
+    # the parent's training knobs (its chosen values), which name its run
+    parent_knobs: Tuple[Tuple[str, float], ...] = ()
+
+    @property
+    def parent_task(self) -> Optional['Task']:
+        """The run whose checkpoint this one starts from."""
+        parent = METHODS[self.method].parent
+        if parent is None:
+            return None
+        return Task(self.phase, parent, self.ratio, self.seed,
+                    self.parent_knobs)
 
     @property
     def id(self) -> str:
@@ -441,7 +471,7 @@ def run_task(task: Task,
     os.makedirs(work_dir)
     load_from = None
     if method.parent is not None:
-        parent = Task(task.phase, method.parent, task.ratio, task.seed)
+        parent = task.parent_task
         pointer = osp.join(parent.work_dir(work_root), 'last_checkpoint')
         if not osp.exists(pointer):
             raise FileNotFoundError(f'{task.id} needs the run {parent.id} '
@@ -456,6 +486,8 @@ def run_task(task: Task,
                class_counts=counts, init=INIT_MARK)
     if order is not None:
         row['class_order'] = order
+    if task.parent_knobs:
+        row['parent_knobs'] = dict(task.parent_knobs)
     if method.test_only:
         row.update(_test_only(method, cfg, counts))
     else:
@@ -638,19 +670,29 @@ def eval_tasks(rows: Iterable[dict],
     seeds = EVAL_SEEDS if seeds is None else seeds
     chosen = choose_knobs(rows)
     tasks, waiting = [], []
-    for name in methods:
+    def trained_knobs(name):
         knob = METHODS[name].knob
-        knobs = ()
-        if knob is not None and knob.stage == 'train':
-            if name not in chosen:
-                waiting.append(name)
-                continue
-            knobs = ((knob.key, chosen[name]['value']), )
+        if knob is None or knob.stage != 'train':
+            return ()
+        return ((knob.key, chosen[name]['value']), )
+
+    for name in methods:
+        parent = METHODS[name].parent
+        needs = [n for n in (name, parent) if n is not None
+                 and METHODS[n].knob is not None
+                 and METHODS[n].knob.stage == 'train' and n not in chosen]
+        if needs:
+            waiting.append(name)
+            continue
+        knobs = trained_knobs(name)
+        parent_knobs = () if parent is None else trained_knobs(parent)
         for ratio, ratio_seeds in seeds.items():
             for seed in ratio_seeds:
-                tasks.append(Task('eval', name, ratio, seed, knobs))
+                tasks.append(Task('eval', name, ratio, seed, knobs,
+                                  parent_knobs))
                 if ratio == PERM_RATIO and _permuted(name):
-                    tasks.append(Task('perm', name, ratio, seed, knobs))
+                    tasks.append(Task('perm', name, ratio, seed, knobs,
+                                      parent_knobs))
     return tasks, waiting
 
 
@@ -783,10 +825,9 @@ def run_study(out: str,
         for task in tasks:
             if task.id in done or task.id in running or task.id in failed:
                 continue
-            parent = METHODS[task.method].parent
+            parent = task.parent_task
             if parent is not None:
-                parent_id = Task(task.phase, parent, task.ratio,
-                                 task.seed).id
+                parent_id = parent.id
                 if parent_id not in done:
                     if parent_id in failed:
                         failed[task.id] = f'parent {parent_id} failed'
@@ -850,7 +891,8 @@ def rerun(row: dict, work_root: str) -> Tuple[dict, List[str]]:
     if method.knob is not None and method.knob.stage == 'test':
         knobs = {}  # chosen again by the run itself
     task = Task(row['phase'], row['method'], row['ratio'], row['seed'],
-                tuple(knobs.items()))
+                tuple(knobs.items()),
+                tuple(row.get('parent_knobs', {}).items()))
     new = run_task(task, work_root, row.get('max_epochs'))
     # 'init' marks the rows written since the init change (INIT_MARK)
     different = [k for k in sorted(set(row) | set(new))

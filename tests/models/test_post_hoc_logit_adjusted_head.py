@@ -119,3 +119,29 @@ def test_bad_counts():
     with pytest.raises(ValueError, match='2 entries but the model has 3'):
         head_with_identity_fc().set_class_counts(np.array([5, 2]))
     head_with_identity_fc(posthoc_tau=0.0).predict((LOGITS, ))  # no counts
+
+
+@pytest.mark.parametrize('plain_type', ['ETFHead', 'CosineClsHead'])
+def test_normalised_heads_adjust_their_scaled_cosines(plain_type):
+    """The ETF and cosine variants: the plain head's parameters and
+    training path, predictions from ``logit_scale * cos - tau log(pi)``."""
+    torch.manual_seed(0)
+    kwargs = dict(num_classes=3, in_channels=8)
+    plain = MODELS.build(dict(type=plain_type, **kwargs))
+    adjusted = MODELS.build(dict(type=f'PostHocLogitAdjusted{plain_type}',
+                                 posthoc_tau=1.0, class_counts=COUNTS,
+                                 **kwargs))
+    assert adjusted.state_dict().keys() == plain.state_dict().keys()
+    adjusted.load_state_dict(plain.state_dict(), strict=True)
+    plain.eval(), adjusted.eval()
+    feats = (torch.randn(64, 8), )
+    logits = plain(feats)
+    assert torch.equal(adjusted(feats), logits)  # mode='tensor': raw
+    prior = torch.tensor(COUNTS, dtype=torch.float32) / sum(COUNTS)
+    expected = (logits - prior.log()).argmax(1)
+    got = torch.tensor([int(s.pred_label) for s in adjusted.predict(feats)])
+    assert torch.equal(got, expected)
+    assert not torch.equal(expected, logits.argmax(1))  # it moved some
+    adjusted.posthoc_tau = 0.0
+    assert [int(s.pred_label) for s in adjusted.predict(feats)] == \
+        [int(s.pred_label) for s in plain.predict(feats)]

@@ -155,6 +155,31 @@ def test_knobs_and_recipe_are_chosen_on_heldout_of_the_tuning_seeds():
     assert waiting == ['etf_dr_q']
 
 
+def test_a_test_only_arm_of_a_tuned_parent_finds_the_parents_run(tmp_path):
+    """The post-hoc arms of the prototype-contrast models: their parent's
+    run is named by the parent's chosen τ, which the child carries."""
+    rows = [_row(name, seed, 50 + (value == 0.2),
+                 knobs={'model.head.loss.tau': value})
+            for name in ('cosine_pc', 'etf_pc')
+            for seed in study.LA_TUNING_SEEDS
+            for value in study.METHODS[name].knob.values]
+    _, waiting = study.eval_tasks(
+        [r for r in rows if r['method'] != 'etf_pc' or r['seed'] != 100],
+        ['etf_pc_posthoc'])
+    assert waiting == ['etf_pc_posthoc']  # the parent's tuning is missing
+    tasks, waiting = study.eval_tasks(rows, ['etf_pc_posthoc'],
+                                      {0.01: (3, )})
+    assert not waiting
+    [task] = tasks
+    assert task.knobs == ()  # its own knob is chosen at test time
+    assert task.parent_task.id == 'eval/etf_pc/r0.01/s3/model.head.loss.tau=0.2'
+    with pytest.raises(FileNotFoundError, match='tau=0.2'):
+        study.run_task(task, str(tmp_path))
+    cfg = study.build_config(study.METHODS['etf_pc_posthoc'], task,
+                             str(tmp_path), load_from='x.pth')
+    assert cfg.model.head.type == 'PostHocLogitAdjustedETFHead'
+
+
 def test_first_epoch_and_fill():
     curve = [dict(epoch=1, wm_cos=0.5), dict(epoch=2, wm_cos=0.85),
              dict(epoch=3, wm_cos=0.95)]

@@ -1,5 +1,6 @@
-"""``PostHocLogitAdjustedHead``: a ``LinearClsHead`` whose predictions are
-corrected by the training class prior."""
+"""Post-hoc logit adjustment (Menon et al., ICLR 2021) at prediction:
+``PostHocLogitAdjustedHead`` (a ``LinearClsHead``) and its ETF and cosine
+counterparts."""
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -9,54 +10,30 @@ from mmpretrain.structures import DataSample
 
 from etf_plugin.utils.class_counts import ClassCountsConsumer
 from etf_plugin.functional.logit_adjustment import adjust_logits, log_prior
+from .cosine_cls_head import CosineClsHead
+from .etf_head import ETFHead
 
 
-@MODELS.register_module()
-class PostHocLogitAdjustedHead(ClassCountsConsumer, LinearClsHead):
-    """``LinearClsHead`` with post-hoc logit adjustment at prediction
-    (Menon et al., ICLR 2021).
+class PostHocLogitAdjustment(ClassCountsConsumer):
+    """Mixin of a classification head: ``predict`` scores a sample with
+    ``logits - posthoc_tau * log(pi)``, ``pi`` the training class prior,
+    which moves the argmax toward the rare classes without retraining (see
+    :mod:`etf_plugin.functional.logit_adjustment`). Everything else is the
+    head's own: ``forward`` (``mode='tensor'``) returns the raw logits,
+    ``loss`` is unchanged, and so are the parameters, so a checkpoint of
+    the plain head loads into the adjusted one and back.
 
-    ``predict`` scores a sample with ``logits - posthoc_tau * log(pi)``,
-    ``pi`` the training class prior, which moves the argmax toward the rare
-    classes without retraining (see
-    :mod:`etf_plugin.functional.logit_adjustment`). Everything else is
-    ``LinearClsHead``: ``forward`` (``mode='tensor'``) returns the raw
-    logits and ``loss`` is unchanged. It has the same parameters, so a
-    checkpoint of a ``LinearClsHead`` model loads into it and back. To test
-    a trained cross-entropy model with the adjustment::
-
-        python tools/test.py configs/resnet32_digitslt_ce.py CKPT \
-            --cfg-options model.head.type=PostHocLogitAdjustedHead
-
-    or use a ``*_posthoc_la.py`` config. The prior is the one the checkpoint
-    was trained with (``ClassCountsHook`` saves it in the checkpoint and
-    hands it over at test time); ``class_counts=[...]`` or
-    ``counts_file=PATH`` override it. ``posthoc_tau=0`` needs none. Every
-    class must have a positive count.
-
-    Args:
-        num_classes (int): Number of classes.
-        in_channels (int): Number of input channels.
-        posthoc_tau (float): Scale of the correction; 0 gives plain
-            ``LinearClsHead`` predictions. Defaults to 1.0 (the paper's
-            choice).
-        class_counts (Sequence[int], optional): Training samples per class,
-            instead of the checkpoint's.
-        counts_file (str, optional): File with one count per line, instead.
-        **kwargs: Passed to ``LinearClsHead`` (``loss``, ``topk``,
-            ``cal_acc``, ``init_cfg``).
+    The prior is the one the checkpoint was trained with
+    (``ClassCountsHook`` saves it in the checkpoint and hands it over at
+    test time); ``class_counts=[...]`` or ``counts_file=PATH`` override it.
+    ``posthoc_tau=0`` needs none. Every class must have a positive count.
     """
 
-    def __init__(self,
-                 num_classes: int,
-                 in_channels: int,
-                 posthoc_tau: float = 1.0,
-                 class_counts: Optional[Sequence[int]] = None,
-                 counts_file: Optional[str] = None,
-                 **kwargs) -> None:
-        super().__init__(num_classes, in_channels, **kwargs)
+    def _init_post_hoc(self, posthoc_tau: float,
+                       class_counts: Optional[Sequence[int]],
+                       counts_file: Optional[str]) -> None:
         self.posthoc_tau = float(posthoc_tau)
-        # Not persistent: the state dict stays that of a LinearClsHead.
+        # Not persistent: the state dict stays that of the plain head.
         self.register_buffer('class_log_prior', None, persistent=False)
         self._init_class_counts(class_counts, counts_file)
 
@@ -86,3 +63,92 @@ class PostHocLogitAdjustedHead(ClassCountsConsumer, LinearClsHead):
             cls_score = adjust_logits(cls_score, self.class_log_prior,
                                       -self.posthoc_tau)
         return self._get_predictions(cls_score, data_samples)
+
+
+@MODELS.register_module()
+class PostHocLogitAdjustedHead(PostHocLogitAdjustment, LinearClsHead):
+    """``LinearClsHead`` with post-hoc logit adjustment at prediction
+    (:class:`PostHocLogitAdjustment`). To test a trained cross-entropy model
+    with the adjustment::
+
+        python tools/test.py configs/resnet32_digitslt_ce.py CKPT \
+            --cfg-options model.head.type=PostHocLogitAdjustedHead
+
+    or use a ``*_posthoc_la.py`` config.
+
+    Args:
+        num_classes (int): Number of classes.
+        in_channels (int): Number of input channels.
+        posthoc_tau (float): Scale of the correction; 0 gives plain
+            ``LinearClsHead`` predictions. Defaults to 1.0 (the paper's
+            choice).
+        class_counts (Sequence[int], optional): Training samples per class,
+            instead of the checkpoint's.
+        counts_file (str, optional): File with one count per line, instead.
+        **kwargs: Passed to ``LinearClsHead`` (``loss``, ``topk``,
+            ``cal_acc``, ``init_cfg``).
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 posthoc_tau: float = 1.0,
+                 class_counts: Optional[Sequence[int]] = None,
+                 counts_file: Optional[str] = None,
+                 **kwargs) -> None:
+        super().__init__(num_classes, in_channels, **kwargs)
+        self._init_post_hoc(posthoc_tau, class_counts, counts_file)
+
+
+@MODELS.register_module()
+class PostHocLogitAdjustedETFHead(PostHocLogitAdjustment, ETFHead):
+    """``ETFHead`` with post-hoc logit adjustment of its prediction logits
+    ``logit_scale * cos`` (:class:`PostHocLogitAdjustment`), e.g. for a
+    model trained with a loss that has no logit adjustment of its own.
+
+    Args:
+        num_classes (int): Number of classes.
+        in_channels (int): Number of input channels.
+        posthoc_tau (float): Scale of the correction. Defaults to 1.0.
+        class_counts (Sequence[int], optional): Training samples per class,
+            instead of the checkpoint's.
+        counts_file (str, optional): File with one count per line, instead.
+        **kwargs: Passed to ``ETFHead``.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 posthoc_tau: float = 1.0,
+                 class_counts: Optional[Sequence[int]] = None,
+                 counts_file: Optional[str] = None,
+                 **kwargs) -> None:
+        super().__init__(num_classes, in_channels, **kwargs)
+        self._init_post_hoc(posthoc_tau, class_counts, counts_file)
+
+
+@MODELS.register_module()
+class PostHocLogitAdjustedCosineClsHead(PostHocLogitAdjustment,
+                                        CosineClsHead):
+    """``CosineClsHead`` with post-hoc logit adjustment of its prediction
+    logits ``logit_scale * cos`` (:class:`PostHocLogitAdjustment`).
+
+    Args:
+        num_classes (int): Number of classes.
+        in_channels (int): Number of input channels.
+        posthoc_tau (float): Scale of the correction. Defaults to 1.0.
+        class_counts (Sequence[int], optional): Training samples per class,
+            instead of the checkpoint's.
+        counts_file (str, optional): File with one count per line, instead.
+        **kwargs: Passed to ``CosineClsHead``.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 posthoc_tau: float = 1.0,
+                 class_counts: Optional[Sequence[int]] = None,
+                 counts_file: Optional[str] = None,
+                 **kwargs) -> None:
+        super().__init__(num_classes, in_channels, **kwargs)
+        self._init_post_hoc(posthoc_tau, class_counts, counts_file)
