@@ -27,11 +27,26 @@ class PostHocLogitAdjustment(ClassCountsConsumer):
     (``ClassCountsHook`` saves it in the checkpoint and hands it over at
     test time); ``class_counts=[...]`` or ``counts_file=PATH`` override it.
     ``posthoc_tau=0`` needs none. Every class must have a positive count.
+
+    Args:
+        num_classes (int): Number of classes.
+        in_channels (int): Number of input channels.
+        posthoc_tau (float): Scale of the correction; 0 gives the plain
+            head's predictions. Defaults to 1.0 (the paper's choice).
+        class_counts (Sequence[int], optional): Training samples per class,
+            instead of the checkpoint's.
+        counts_file (str, optional): File with one count per line, instead.
+        **kwargs: Passed to the head (``loss``, ``topk``, ...).
     """
 
-    def _init_post_hoc(self, posthoc_tau: float,
-                       class_counts: Optional[Sequence[int]],
-                       counts_file: Optional[str]) -> None:
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 posthoc_tau: float = 1.0,
+                 class_counts: Optional[Sequence[int]] = None,
+                 counts_file: Optional[str] = None,
+                 **kwargs) -> None:
+        super().__init__(num_classes, in_channels, **kwargs)
         self.posthoc_tau = float(posthoc_tau)
         # Not persistent: the state dict stays that of the plain head.
         self.register_buffer('class_log_prior', None, persistent=False)
@@ -67,88 +82,28 @@ class PostHocLogitAdjustment(ClassCountsConsumer):
 
 @MODELS.register_module()
 class PostHocLogitAdjustedHead(PostHocLogitAdjustment, LinearClsHead):
-    """``LinearClsHead`` with post-hoc logit adjustment at prediction
-    (:class:`PostHocLogitAdjustment`). To test a trained cross-entropy model
-    with the adjustment::
+    """``LinearClsHead`` with post-hoc logit adjustment at prediction; the
+    arguments of :class:`PostHocLogitAdjustment`. To test a trained
+    cross-entropy model with the adjustment::
 
         python tools/test.py configs/resnet32_digitslt_ce.py CKPT \
             --cfg-options model.head.type=PostHocLogitAdjustedHead
 
     or use a ``*_posthoc_la.py`` config.
-
-    Args:
-        num_classes (int): Number of classes.
-        in_channels (int): Number of input channels.
-        posthoc_tau (float): Scale of the correction; 0 gives plain
-            ``LinearClsHead`` predictions. Defaults to 1.0 (the paper's
-            choice).
-        class_counts (Sequence[int], optional): Training samples per class,
-            instead of the checkpoint's.
-        counts_file (str, optional): File with one count per line, instead.
-        **kwargs: Passed to ``LinearClsHead`` (``loss``, ``topk``,
-            ``cal_acc``, ``init_cfg``).
     """
-
-    def __init__(self,
-                 num_classes: int,
-                 in_channels: int,
-                 posthoc_tau: float = 1.0,
-                 class_counts: Optional[Sequence[int]] = None,
-                 counts_file: Optional[str] = None,
-                 **kwargs) -> None:
-        super().__init__(num_classes, in_channels, **kwargs)
-        self._init_post_hoc(posthoc_tau, class_counts, counts_file)
 
 
 @MODELS.register_module()
 class PostHocLogitAdjustedETFHead(PostHocLogitAdjustment, ETFHead):
     """``ETFHead`` with post-hoc logit adjustment of its prediction logits
-    ``logit_scale * cos`` (:class:`PostHocLogitAdjustment`), e.g. for a
-    model trained with a loss that has no logit adjustment of its own.
-
-    Args:
-        num_classes (int): Number of classes.
-        in_channels (int): Number of input channels.
-        posthoc_tau (float): Scale of the correction. Defaults to 1.0.
-        class_counts (Sequence[int], optional): Training samples per class,
-            instead of the checkpoint's.
-        counts_file (str, optional): File with one count per line, instead.
-        **kwargs: Passed to ``ETFHead``.
-    """
-
-    def __init__(self,
-                 num_classes: int,
-                 in_channels: int,
-                 posthoc_tau: float = 1.0,
-                 class_counts: Optional[Sequence[int]] = None,
-                 counts_file: Optional[str] = None,
-                 **kwargs) -> None:
-        super().__init__(num_classes, in_channels, **kwargs)
-        self._init_post_hoc(posthoc_tau, class_counts, counts_file)
+    ``logit_scale * cos``, e.g. for a model trained with a loss that has no
+    logit adjustment of its own; the arguments of
+    :class:`PostHocLogitAdjustment` (the rest go to ``ETFHead``)."""
 
 
 @MODELS.register_module()
 class PostHocLogitAdjustedCosineClsHead(PostHocLogitAdjustment,
                                         CosineClsHead):
     """``CosineClsHead`` with post-hoc logit adjustment of its prediction
-    logits ``logit_scale * cos`` (:class:`PostHocLogitAdjustment`).
-
-    Args:
-        num_classes (int): Number of classes.
-        in_channels (int): Number of input channels.
-        posthoc_tau (float): Scale of the correction. Defaults to 1.0.
-        class_counts (Sequence[int], optional): Training samples per class,
-            instead of the checkpoint's.
-        counts_file (str, optional): File with one count per line, instead.
-        **kwargs: Passed to ``CosineClsHead``.
-    """
-
-    def __init__(self,
-                 num_classes: int,
-                 in_channels: int,
-                 posthoc_tau: float = 1.0,
-                 class_counts: Optional[Sequence[int]] = None,
-                 counts_file: Optional[str] = None,
-                 **kwargs) -> None:
-        super().__init__(num_classes, in_channels, **kwargs)
-        self._init_post_hoc(posthoc_tau, class_counts, counts_file)
+    logits ``logit_scale * cos``; the arguments of
+    :class:`PostHocLogitAdjustment` (the rest go to ``CosineClsHead``)."""
